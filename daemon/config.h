@@ -82,26 +82,34 @@ typedef struct config {
 typedef enum config_action {
     CONFIG_RUN,
     CONFIG_CHECK, /* --check-config: validated, exit 0 */
-    CONFIG_HELP,  /* --help printed */
-    CONFIG_VERSION,
+    CONFIG_HELP,  /* -h/--help: caller prints config_print_help(), exits 0 */
+    CONFIG_VERSION, /* -V/--version: caller prints the version, exits 0 */
 } config_action;
 
 /* Fill c with the defaults (allocates the strings). Returns 0 or -ENOMEM. */
 int config_init(config *c);
 /* Free the strings; the struct may be reused after config_init(). */
 void config_free(config *c);
-/* Deep copy. Returns 0 or -ENOMEM. */
+/* Deep copy into dst, which holds nothing to free. Returns 0 or -ENOMEM
+ * (dst untouched). */
 int config_copy(config *dst, const config *src);
 
-/* Parse argv: `-c FILE`, `--check-config`, `--help`, `--version`,
- * `--key=value`. Loads the file first, then applies argv over it, then
- * cross-checks (config_validate). On error writes one line naming file, line
- * and key (or the argument) into err and returns -EINVAL; c holds partial
- * values then and must still be freed. */
+/* Parse argv: `-c FILE` or `--config=FILE`, `--check-config`, `-h`/`--help`,
+ * `-V`/`--version`, `--key=value` (only with '='). Loads the file first
+ * whatever the order, then applies argv over it (the last --key wins), then
+ * cross-checks (config_validate). With --help or --version nothing is loaded
+ * or checked. c must hold config_init() defaults. *ret_path is the file name
+ * from argv (not a copy; NULL without one); ret_action and ret_path may be
+ * NULL. Calling it again on a fresh config with the same argv rebuilds the
+ * same settings (SIGHUP). On error writes one line naming file, line and key
+ * (or the argument) into err and returns -EINVAL (-errno when the file cannot
+ * be read); c holds partial values then and must still be freed. */
 int config_parse_args(config *c, int argc, char **argv, config_action *ret_action,
                       char **ret_path, char *err, size_t errlen);
 
-/* Load `key = value` lines from path over c. Same error contract. */
+/* Load `key = value` lines from path over c (`#` comments, blank lines; a
+ * value in double quotes keeps spaces and '#'; a key at most once per file).
+ * Same error contract. */
 int config_load_file(config *c, const char *path, char *err, size_t errlen);
 
 /* Set one key from its text value (the file and argv both use this). */
