@@ -1,0 +1,616 @@
+/* loop.c -- the reactor and the per-iteration pipeline (see loop.h):
+ *
+ *   read (ingest) -> decode -> commit (store, 1 round trip) -> detect ->
+ *   post (store: alerts, boards, dead letters; 1 round trip) -> publish -> ack
+ *
+ * A batch that could not be committed stays in hand and nothing more is read
+ * until it is: that is the bounded buffer that turns a Redis outage into
+ * backpressure on producers (ZeroMQ high-water marks). */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "alert.h"
+#include "control.h"
+#include "detect.h"
+#include "ingest.h"
+#include "log.h"
+#include "loop.h"
+#include "stats.h"
+#include "store.h"
+#include "window.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define SHUTDOWN_GRACE_MS 5000
+#define CONTROL_PER_ITERATION 64
+
+struct loop {
+    config cfg;
+    int argc;
+    char **argv;
+    void *zctx;
+    ingest *in;
+    alert_pub *pub;
+    control *ctl;
+    store *st;
+    decoder *dec;
+    int sigfd;
+    batch b;
+    bool b_accounted; /* its rejections were counted and dead-lettered */
+    commit_result res;
+    stats stats;
+    detect_params dp;
+    window_params wp;
+    int64_t backoff_ms;
+    int64_t next_connect_ms;
+    bool stopping;
+    msgpack_sbuffer sbuf;
+    log_limit bad_input_log;
+};
+
+static int64_t wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- settings derived from the config ------------------------------------- */
+
+static void derive(loop *l) {
+    const config *c = &l->cfg;
+    l->dp = (detect_params){
+        .micro_min = c->tier_micro_min, .micro_max = c->tier_micro_max,
+        .mid_max = c->tier_mid_max, .prior_rate = c->prior_rate,
+        .baseline_days = (double)c->baseline_s / 86400.0,
+        .min_history_ms = c->min_history_s * 1000,
+        .rising_min_engagement = c->rising_min_engagement,
+        .rising_min_velocity = c->rising_min_velocity, .rising_min_z = c->rising_min_z,
+        .rising_min_rate = c->rising_min_rate,
+        .audience_min_interactions = c->audience_min_interactions,
+        .audience_min_unique_ratio = c->audience_min_unique_ratio,
+        .suspicious_follower_jump = c->suspicious_follower_jump,
+        .suspicious_max_velocity = c->suspicious_max_velocity,
+        .board_min_velocity = c->board_min_velocity,
+    };
+    l->wp = window_params_make(c->bucket_s, c->window_s, c->baseline_s);
+    log_set_level(log_level_parse(c->log_level));
+}
+
+static commit_params commit_params_now(const loop *l) {
+    const config *c = &l->cfg;
+    commit_params p = {
+        .wall_ms = wall_ms(), .bucket_ms = l->wp.bucket_ms, .recent = l->wp.recent,
+        .hist = l->wp.hist, .lateness_ms = c->lateness_s * 1000,
+        .horizon_ms = c->dedup_horizon_s * 1000, .request_ttl_s = c->request_ttl_s,
+        /* Every key of a creator outlives its windows, in wall-clock time,
+         * with margin for late events and slow replays. */
+        .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
+        .micro_max = c->tier_micro_max,
+    };
+    memcpy(p.weight, c->weight, sizeof p.weight);
+    return p;
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+
+static int signals_open(void) {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGPIPE);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -errno;
+    sigdelset(&mask, SIGPIPE);
+    int fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+/* The Redis password comes from a file (never argv, never logged). */
+static char *read_secret(const char *path) {
+    if (!path || !path[0])
+        return strdup("");
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        log_error("config: cannot read redis_password_file %s: %s", path, strerror(errno));
+        return NULL;
+    }
+    char buf[512] = "";
+    if (!fgets(buf, sizeof buf, f))
+        buf[0] = '\0';
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    char *s = strdup(buf);
+    memset(buf, 0, sizeof buf);
+    return s;
+}
+
+static store *open_store(const config *c) {
+    char *password = read_secret(c->redis_password_file);
+    if (!password)
+        return NULL;
+    store_opts so = {
+        .host = c->redis_host, .port = (int)c->redis_port, .db = (int)c->redis_db,
+        .user = c->redis_user, .password = password, .timeout_ms = (int)c->redis_timeout_ms,
+        .prefix = c->key_prefix, .deadletter_maxlen = (size_t)c->deadletter_maxlen,
+        .deadletter_raw_max = (size_t)c->deadletter_raw_max,
+        .deadletter_queue_max = 100000,
+    };
+    store *st = store_new(&so);
+    memset(password, 0, strlen(password));
+    free(password);
+    return st;
+}
+
+static int open_sockets(loop *l) {
+    const config *c = &l->cfg;
+    ingest_opts io = {
+        .pull_endpoint = c->ingest, .ack_endpoint = c->ingest_ack, .rcvhwm = (int)c->rcvhwm,
+        .max_msg_size = c->transport_max_bytes, .max_batch_events = (size_t)c->max_batch_events,
+    };
+    l->in = ingest_new(l->zctx, &io);
+    l->pub = l->in ? alert_pub_new(l->zctx, c->alerts, (int)c->sndhwm, 65536) : NULL;
+    l->ctl = l->pub ? control_new(l->zctx, c->control, CONTROL_MAX_REQUEST) : NULL;
+    return l->ctl ? 0 : -EADDRINUSE;
+}
+
+loop *loop_new(const config *cfg, int argc, char **argv) {
+    loop *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->sigfd = -1;
+    l->argc = argc, l->argv = argv;
+    l->bad_input_log = (log_limit)LOG_LIMIT_INIT(10000, 10);
+    msgpack_sbuffer_init(&l->sbuf);
+    if (config_copy(&l->cfg, cfg) < 0)
+        goto fail;
+    derive(l);
+    decode_limits lim = {(size_t)cfg->max_frame_bytes, (size_t)cfg->max_batch_events,
+                         cfg->future_s * 1000};
+    if (!(l->dec = decoder_new(&lim)) || !(l->zctx = zmq_ctx_new()))
+        goto fail;
+    if ((l->sigfd = signals_open()) < 0 || open_sockets(l) < 0)
+        goto fail;
+    if (!(l->st = open_store(cfg)) || store_connect(l->st) < 0)
+        goto fail;
+    log_notice("redis: connected to %s:%lld db %lld, functions loaded", cfg->redis_host,
+               (long long)cfg->redis_port, (long long)cfg->redis_db);
+    l->stats.started_ms = wall_ms();
+    return l;
+fail:
+    loop_destroy(&l);
+    return NULL;
+}
+
+void loop_destroy(loop **lp) {
+    loop *l = lp ? *lp : NULL;
+    if (!l)
+        return;
+    if (l->in)
+        ingest_release(l->in, &l->b);
+    batch_free(&l->b);
+    commit_result_clear(&l->res);
+    ingest_destroy(&l->in);
+    alert_pub_destroy(&l->pub);
+    control_destroy(&l->ctl);
+    store_destroy(&l->st);
+    decoder_destroy(&l->dec);
+    if (l->zctx)
+        zmq_ctx_term(l->zctx);
+    if (l->sigfd >= 0)
+        close(l->sigfd);
+    config_free(&l->cfg);
+    msgpack_sbuffer_destroy(&l->sbuf);
+    free(l);
+    *lp = NULL;
+}
+
+/* ---- accounting of rejected input ------------------------------------------ */
+
+static void reject(loop *l, reject_reason why, batch_source src, const strref *raw) {
+    l->stats.events_rejected++;
+    l->stats.rejected[why]++;
+    if (store_deadletter(l->st, reject_reason_name(why), src, l->b.received_ms, raw->ptr,
+                         raw->len) < 0)
+        l->stats.deadletter_shed++;
+    log_limited(&l->bad_input_log, LOG_WARNING, "%s: rejected %s (%u bytes), dead-lettered",
+                src == SOURCE_ACK ? "ingest_ack" : "ingest", reject_reason_name(why),
+                raw->len);
+}
+
+/* Count and dead-letter what the decoder refused, once per batch. */
+static void account_batch(loop *l) {
+    if (l->b_accounted)
+        return;
+    for (size_t u = 0; u < l->b.n_units; u++) {
+        const batch_unit *bu = &l->b.units[u];
+        l->stats.frames++;
+        l->stats.requests += bu->source == SOURCE_ACK;
+        for (size_t i = 0; i < bu->n_items; i++) {
+            const decode_item *it = &l->b.items[bu->first_item + i];
+            if (it->reason != REJECT_NONE)
+                reject(l, it->reason, bu->source, &it->ev.raw);
+        }
+    }
+    l->b_accounted = true;
+}
+
+static void account_results(loop *l) {
+    for (size_t u = 0; u < l->res.n_units; u++) {
+        const unit_result *r = &l->res.units[u];
+        const batch_unit *bu = &l->b.units[u];
+        if (r->replayed) {
+            l->stats.requests_replayed++;
+            continue;
+        }
+        l->stats.events_accepted += r->ok;
+        l->stats.events_duplicate += r->dup;
+        for (uint32_t i = 0; i < r->n_too_old && r->too_old[i] < bu->n_items; i++)
+            reject(l, REJECT_TOO_OLD, bu->source, &l->b.items[bu->first_item + r->too_old[i]].ev.raw);
+    }
+}
+
+/* ---- detection ---------------------------------------------------------------- */
+
+typedef struct verdict {
+    creator_summary *c;
+    detect_result r;
+} verdict;
+
+static void evaluate(loop *l, verdict *v) {
+    v->c->w.days_hist = window_days_hist(&l->wp, v->c->w.now_ms, v->c->w.first_ms);
+    detect_eval(&l->dp, &v->c->w, &v->r);
+}
+
+static bool wants_uniques(const verdict *v) {
+    if (v->c->w.unique_engagers >= 0)
+        return false;
+    if (v->r.needs_uniques || v->r.on_board)
+        return true;
+    for (int k = 0; k < ALERT__COUNT; k++)
+        if (v->r.fired[k])
+            return true;
+    return false;
+}
+
+/* Fetch unique engagers where a verdict depends on them, and re-evaluate. */
+static int resolve_uniques(loop *l, verdict *v, size_t n) {
+    creator_summary **need = calloc(n ? n : 1, sizeof *need);
+    int64_t *uniq = calloc(n ? n : 1, sizeof *uniq);
+    size_t m = 0;
+    int rc = -ENOMEM;
+    if (!need || !uniq)
+        goto out;
+    for (size_t i = 0; i < n; i++)
+        if (wants_uniques(&v[i]))
+            need[m++] = v[i].c;
+    rc = m ? store_uniques(l->st, l->wp.recent, need, m, uniq) : 0;
+    if (rc < 0)
+        goto out;
+    for (size_t i = 0, j = 0; i < n && j < m; i++)
+        if (v[i].c == need[j]) {
+            v[i].c->w.unique_engagers = uniq[j++];
+            evaluate(l, &v[i]);
+        }
+out:
+    free(need);
+    free(uniq);
+    return rc;
+}
+
+static bool in_cooldown(const loop *l, const creator_summary *c, alert_kind k) {
+    int64_t last = c->cooldown[k];
+    return last && llabs(c->w.now_ms - last) < l->cfg.cooldown_s * 1000;
+}
+
+typedef struct post_work {
+    board_update *boards;
+    size_t n_boards;
+    alert_request *alerts;
+    size_t n_alerts;
+    char (*topics)[ALERT_TOPIC_MAX];
+} post_work;
+
+static void plan_board(const verdict *v, post_work *w) {
+    const creator_summary *c = v->c;
+    bool on = v->r.on_board || (c->board_niche && !v->r.board_drop);
+    if (!on && !c->board_niche)
+        return;
+    w->boards[w->n_boards++] = (board_update){c->creator, c->niche, on, v->r.z, v->r.velocity};
+}
+
+static int plan_alert(loop *l, const verdict *v, alert_kind k, post_work *w) {
+    char reasons[4][DETECT_REASON_LEN];
+    size_t nr = detect_reasons(&l->dp, &v->c->w, &v->r, k, reasons, 4);
+    alert_encode_head(&l->sbuf, k, v->c, &v->r, reasons, nr, wall_ms(), l->cfg.window_s);
+    char *head = malloc(l->sbuf.size);
+    if (!head)
+        return -ENOMEM;
+    memcpy(head, l->sbuf.data, l->sbuf.size);
+    char *topic = w->topics[w->n_alerts];
+    alert_topic(k, v->c->niche, topic);
+    w->alerts[w->n_alerts++] = (alert_request){
+        .creator = v->c->creator, .kind = k, .ts = v->c->w.now_ms,
+        .cooldown_ms = l->cfg.cooldown_s * 1000,
+        .grad_base = k == ALERT_GRADUATED ? v->c->w.below_ts : 0, .topic = topic,
+        .head = head, .head_len = l->sbuf.size, .tail = "", .tail_len = 0,
+    };
+    return 0;
+}
+
+static int plan(loop *l, const verdict *v, size_t n, post_work *w) {
+    for (size_t i = 0; i < n; i++) {
+        plan_board(&v[i], w);
+        for (int k = 0; k < ALERT__COUNT; k++)
+            if (v[i].r.fired[k] && !in_cooldown(l, v[i].c, (alert_kind)k) &&
+                plan_alert(l, &v[i], (alert_kind)k, w) < 0)
+                return -ENOMEM;
+    }
+    return 0;
+}
+
+static void publish(loop *l, post_work *w) {
+    for (size_t i = 0; i < w->n_alerts; i++) {
+        alert_request *a = &w->alerts[i];
+        if (!a->seq)
+            continue; /* another daemon alerted first: cooldown */
+        l->stats.alerts[a->kind]++;
+        l->stats.alerts_published++;
+        log_info("alert %llu %s %s", (unsigned long long)a->seq, a->topic, a->creator);
+        if (alert_publish(l->pub, a->topic, a->msg, a->msg_len) < 0)
+            log_warning("alerts: publish of seq %llu failed, subscribers catch up from the stream",
+                        (unsigned long long)a->seq);
+    }
+}
+
+static void post_work_free(post_work *w) {
+    for (size_t i = 0; i < w->n_alerts; i++) {
+        free((char *)w->alerts[i].head);
+        free(w->alerts[i].msg);
+    }
+    free(w->boards);
+    free(w->alerts);
+    free(w->topics);
+}
+
+/* Detection over every creator the commit touched, then one round trip for
+ * its consequences, then PUB. Failures here lose no event: the commit is
+ * done; a missed alert fires on the creator's next event. */
+static void detect_and_post(loop *l) {
+    size_t n = l->res.n_creators;
+    verdict *v = calloc(n ? n : 1, sizeof *v);
+    post_work w = {
+        .boards = calloc(n ? n : 1, sizeof *w.boards),
+        .alerts = calloc(n * ALERT__COUNT + 1, sizeof *w.alerts),
+        .topics = calloc(n * ALERT__COUNT + 1, sizeof *w.topics),
+    };
+    if (!v || !w.boards || !w.alerts || !w.topics)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        v[i].c = &l->res.creators[i];
+        evaluate(l, &v[i]);
+    }
+    if (resolve_uniques(l, v, n) < 0 || plan(l, v, n, &w) < 0)
+        goto out;
+    if (store_post(l->st, w.boards, w.n_boards, w.alerts, w.n_alerts,
+                   (size_t)l->cfg.alerts_maxlen) < 0) {
+        l->stats.redis_errors++;
+        goto out;
+    }
+    publish(l, &w);
+out:
+    post_work_free(&w);
+    free(v);
+}
+
+/* ---- one iteration --------------------------------------------------------- */
+
+/* Commit the batch in hand. Returns 0 when done (batch released), -EIO when
+ * Redis failed (batch kept for the next attempt). */
+static int process_batch(loop *l) {
+    account_batch(l);
+    commit_params p = commit_params_now(l);
+    if (store_commit(l->st, &l->b, &p, &l->res) < 0) {
+        l->stats.redis_errors++;
+        return -EIO;
+    }
+    l->stats.commits++;
+    account_results(l);
+    detect_and_post(l);
+    ingest_ack(l->in, &l->b, &l->res);
+    commit_result_clear(&l->res);
+    ingest_release(l->in, &l->b);
+    l->b_accounted = false;
+    return 0;
+}
+
+static void take_input(loop *l) {
+    if (l->b.n_units || l->stopping)
+        return;
+    l->b.received_ms = wall_ms();
+    int rc = ingest_read(l->in, l->dec, l->st, &l->b, (size_t)l->cfg.iteration_max_events,
+                         l->b.received_ms, &l->stats.bad_envelopes);
+    if (rc < 0)
+        log_error("ingest: read failed: %s", strerror(-rc));
+}
+
+/* ---- Redis reconnects -------------------------------------------------------- */
+
+static void reconnect(loop *l) {
+    int64_t now = mono_ms();
+    if (store_connected(l->st) || now < l->next_connect_ms)
+        return;
+    if (store_connect(l->st) == 0) {
+        log_notice("redis: reconnected");
+        l->backoff_ms = 0;
+        return;
+    }
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (l->backoff_ms > BACKOFF_MAX_MS)
+        l->backoff_ms = BACKOFF_MAX_MS;
+    l->next_connect_ms = now + l->backoff_ms;
+}
+
+/* ---- control ---------------------------------------------------------------- */
+
+static void query_creator(loop *l, const control_request *q) {
+    creator_summary c;
+    bool found = false;
+    if (store_creator(l->st, q->creator, l->wp.recent, &c, &found) < 0) {
+        control_reply_error(&l->sbuf, "unavailable");
+        return;
+    }
+    if (!found) {
+        control_reply_error(&l->sbuf, "unknown_creator");
+        return;
+    }
+    verdict v = {.c = &c};
+    evaluate(l, &v);
+    control_reply_creator(&l->sbuf, &c, &v.r);
+    creator_summary_clear(&c);
+}
+
+static void query_top(loop *l, const control_request *q) {
+    top_entry *e = NULL;
+    size_t n = 0;
+    if (store_top(l->st, q->has_niche ? q->niche : NULL, q->n, l->cfg.board_stale_s * 1000, &e,
+                  &n) < 0) {
+        control_reply_error(&l->sbuf, "unavailable");
+        return;
+    }
+    control_reply_top(&l->sbuf, q->has_niche ? q->niche : NULL, e, n);
+    top_entries_free(e, n);
+}
+
+static void answer(loop *l, const void *body, size_t len) {
+    control_request q;
+    const char *err = control_parse(body, len, &q);
+    if (err)
+        control_reply_error(&l->sbuf, err);
+    else if (q.op == CONTROL_PING)
+        control_reply_pong(&l->sbuf, NOUSU_VERSION);
+    else if (q.op == CONTROL_STATS)
+        control_reply_stats(&l->sbuf, &l->stats, wall_ms());
+    else if (!store_connected(l->st))
+        control_reply_error(&l->sbuf, "unavailable");
+    else if (q.op == CONTROL_CREATOR)
+        query_creator(l, &q);
+    else
+        query_top(l, &q);
+    control_reply(l->ctl, &l->sbuf);
+}
+
+static void serve_control(loop *l) {
+    const void *body;
+    size_t len;
+    for (int i = 0; i < CONTROL_PER_ITERATION && control_recv(l->ctl, &body, &len) > 0; i++)
+        answer(l, body, len);
+}
+
+/* ---- signals ------------------------------------------------------------------ */
+
+static void reload(loop *l) {
+    config next;
+    config_action act;
+    char *path = NULL, err[512];
+    int rc = config_init(&next);
+    if (rc == 0)
+        rc = config_parse_args(&next, l->argc, l->argv, &act, &path, err, sizeof err);
+    if (rc == 0 && !config_reloadable(&l->cfg, &next, err, sizeof err))
+        rc = -EINVAL;
+    if (rc < 0) {
+        log_error("reload: %s; keeping the running configuration", err);
+        config_free(&next);
+        return;
+    }
+    config_free(&l->cfg);
+    l->cfg = next;
+    derive(l);
+    decode_limits lim = {(size_t)l->cfg.max_frame_bytes, (size_t)l->cfg.max_batch_events,
+                         l->cfg.future_s * 1000};
+    decoder_set_limits(l->dec, &lim);
+    log_notice("reload: configuration reloaded");
+}
+
+static void handle_signals(loop *l) {
+    struct signalfd_siginfo si;
+    while (read(l->sigfd, &si, sizeof si) == sizeof si) {
+        if (si.ssi_signo == SIGHUP) {
+            reload(l);
+        } else if (!l->stopping) {
+            log_notice("signal %u: stopping intake, committing what was taken", si.ssi_signo);
+            l->stopping = true;
+        }
+    }
+}
+
+/* ---- the loop --------------------------------------------------------------- */
+
+static long poll_timeout(const loop *l) {
+    if (l->b.n_units) /* waiting for Redis */
+        return l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
+    return 1000;
+}
+
+static int poll_once(loop *l) {
+    zmq_pollitem_t items[4];
+    int n = 0;
+    bool reading = !l->b.n_units && !l->stopping;
+    if (reading && ingest_pull_socket(l->in))
+        items[n++] = (zmq_pollitem_t){ingest_pull_socket(l->in), 0, ZMQ_POLLIN, 0};
+    if (reading && ingest_ack_socket(l->in))
+        items[n++] = (zmq_pollitem_t){ingest_ack_socket(l->in), 0, ZMQ_POLLIN, 0};
+    if (control_socket(l->ctl))
+        items[n++] = (zmq_pollitem_t){control_socket(l->ctl), 0, ZMQ_POLLIN, 0};
+    items[n++] = (zmq_pollitem_t){NULL, l->sigfd, ZMQ_POLLIN, 0};
+    int rc = zmq_poll(items, n, poll_timeout(l));
+    return rc < 0 && zmq_errno() != EINTR ? -zmq_errno() : 0;
+}
+
+/* After SIGTERM: commit what is in hand, retrying Redis for a grace period. */
+static int drain(loop *l) {
+    int64_t deadline = mono_ms() + SHUTDOWN_GRACE_MS;
+    while (l->b.n_units && mono_ms() < deadline) {
+        reconnect(l);
+        if (store_connected(l->st) && process_batch(l) == 0)
+            break;
+        usleep(50 * 1000);
+    }
+    if (l->b.n_units) {
+        log_error("shutdown: Redis unreachable; %zu events taken in were not committed",
+                  l->b.n_items);
+        return 1;
+    }
+    log_notice("shutdown: everything taken in is committed (%llu events accepted)",
+               (unsigned long long)l->stats.events_accepted);
+    return 0;
+}
+
+int loop_run(loop *l) {
+    log_notice("nousud %s ready", NOUSU_VERSION);
+    while (!l->stopping) {
+        if (poll_once(l) < 0)
+            break;
+        handle_signals(l);
+        serve_control(l);
+        reconnect(l);
+        take_input(l);
+        if (l->b.n_units && store_connected(l->st))
+            process_batch(l);
+    }
+    return drain(l);
+}

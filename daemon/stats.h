@@ -1,0 +1,28 @@
+/* stats.h -- the daemon's own counters (control `stats`, logs, later the
+ * Prometheus metrics). Plain data, updated only by the loop thread. */
+#ifndef NOUSU_STATS_H
+#define NOUSU_STATS_H
+
+#include <stdint.h>
+
+#include "detect.h"
+#include "event.h"
+
+typedef struct stats {
+    int64_t started_ms;        /* wall clock */
+    uint64_t frames;           /* frames read, both endpoints */
+    uint64_t requests;         /* acknowledged requests read */
+    uint64_t requests_replayed;/* answered with their first ack */
+    uint64_t events_accepted;  /* effects committed in Redis */
+    uint64_t events_duplicate;
+    uint64_t events_rejected;
+    uint64_t rejected[REJECT__COUNT];
+    uint64_t bad_envelopes;    /* ack-endpoint messages not [request_id, payload] */
+    uint64_t deadletter_shed;  /* dead-letter entries dropped while Redis was away */
+    uint64_t alerts[ALERT__COUNT];
+    uint64_t alerts_published;
+    uint64_t commits;
+    uint64_t redis_errors;
+} stats;
+
+#endif

@@ -1,0 +1,782 @@
+/* store.c -- Redis through hiredis: connection, the Function library, the
+ * per-iteration commit and the post-detection round trip (see store.h). */
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <msgpack.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <xxhash.h>
+
+#include "log.h"
+#include "store.h"
+
+extern const char nousu_lua_source[];
+extern const size_t nousu_lua_source_len;
+
+typedef struct dl_entry {
+    char reason[24];
+    batch_source src;
+    int64_t received_ms;
+    char *raw;
+    size_t raw_len;
+} dl_entry;
+
+struct store {
+    store_opts o;
+    char *host, *user, *password, *prefix;
+    redisContext *c;
+    uint64_t round_trips;
+    dl_entry *dlq;
+    size_t dl_n;
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+};
+
+/* ---- connection ------------------------------------------------------ */
+
+static char *dup_or_empty(const char *s) { return strdup(s ? s : ""); }
+
+store *store_new(const store_opts *o) {
+    store *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->o = *o;
+    s->host = dup_or_empty(o->host);
+    s->user = dup_or_empty(o->user);
+    s->password = dup_or_empty(o->password);
+    s->prefix = dup_or_empty(o->prefix);
+    s->dlq = calloc(o->deadletter_queue_max ? o->deadletter_queue_max : 1, sizeof *s->dlq);
+    if (!s->host || !s->user || !s->password || !s->prefix || !s->dlq) {
+        store_destroy(&s);
+        return NULL;
+    }
+    msgpack_sbuffer_init(&s->sb);
+    msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
+    return s;
+}
+
+static void drop_connection(store *s) {
+    if (s->c) {
+        redisFree(s->c);
+        s->c = NULL;
+    }
+}
+
+void store_destroy(store **sp) {
+    store *s = sp ? *sp : NULL;
+    if (!s)
+        return;
+    drop_connection(s);
+    for (size_t i = 0; i < s->dl_n; i++)
+        free(s->dlq[i].raw);
+    free(s->dlq);
+    if (s->password) /* do not leave the secret in freed memory */
+        memset(s->password, 0, strlen(s->password));
+    free(s->host);
+    free(s->user);
+    free(s->password);
+    free(s->prefix);
+    msgpack_sbuffer_destroy(&s->sb);
+    free(s);
+    *sp = NULL;
+}
+
+bool store_connected(const store *s) { return s->c != NULL; }
+uint64_t store_round_trips(const store *s) { return s->round_trips; }
+
+/* Run one command synchronously; NULL on any failure (logged). */
+static redisReply *command(store *s, const char *what, int argc, const char **argv,
+                           const size_t *lens) {
+    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    if (!r) {
+        log_error("redis: %s: %s", what, s->c->errstr[0] ? s->c->errstr : "no reply");
+        drop_connection(s);
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis: %s: %s", what, r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+static int run_simple(store *s, const char *what, int argc, const char **argv,
+                      const size_t *lens) {
+    redisReply *r = command(s, what, argc, argv, lens);
+    if (!r)
+        return -EIO;
+    freeReplyObject(r);
+    return 0;
+}
+
+static int authenticate(store *s) {
+    if (!s->password[0])
+        return 0;
+    if (s->user[0]) {
+        const char *argv[] = {"AUTH", s->user, s->password};
+        return run_simple(s, "AUTH (user)", 3, argv, NULL);
+    }
+    const char *argv[] = {"AUTH", s->password};
+    return run_simple(s, "AUTH", 2, argv, NULL);
+}
+
+static int select_db(store *s) {
+    if (s->o.db == 0)
+        return 0;
+    char db[24];
+    snprintf(db, sizeof db, "%d", s->o.db);
+    const char *argv[] = {"SELECT", db};
+    return run_simple(s, "SELECT", 2, argv, NULL);
+}
+
+/* FUNCTION LOAD REPLACE on every connect: cheap, and it upgrades the library
+ * of an older daemon (Functions persist in Redis across its restarts). */
+static int load_functions(store *s) {
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", nousu_lua_source};
+    size_t lens[] = {8, 4, 7, nousu_lua_source_len};
+    return run_simple(s, "FUNCTION LOAD", 4, argv, lens);
+}
+
+int store_connect(store *s) {
+    drop_connection(s);
+    struct timeval tv = {s->o.timeout_ms / 1000, (s->o.timeout_ms % 1000) * 1000};
+    s->c = redisConnectWithTimeout(s->host, s->o.port, tv);
+    if (!s->c || s->c->err) {
+        log_error("redis: cannot connect to %s:%d: %s", s->host, s->o.port,
+                  s->c ? s->c->errstr : "out of memory");
+        drop_connection(s);
+        return -ECONNREFUSED;
+    }
+    redisSetTimeout(s->c, tv);
+    redisEnableKeepAlive(s->c);
+    if (authenticate(s) < 0 || select_db(s) < 0 || load_functions(s) < 0) {
+        drop_connection(s);
+        return -EIO;
+    }
+    return 0;
+}
+
+/* ---- msgpack helpers ---------------------------------------------------- */
+
+static void pack_str(msgpack_packer *pk, const char *p, size_t len) {
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, p, len);
+}
+
+static void pack_cstr(msgpack_packer *pk, const char *p) { pack_str(pk, p, strlen(p)); }
+
+static double mp_num(const msgpack_object *o) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return (double)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return (double)o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return o->via.f64;
+    default: return 0;
+    }
+}
+
+static int64_t mp_int(const msgpack_object *o) {
+    switch (o->type) {
+    case MSGPACK_OBJECT_POSITIVE_INTEGER: return (int64_t)o->via.u64;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return o->via.i64;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return (int64_t)o->via.f64;
+    default: return 0;
+    }
+}
+
+/* A copy of a str/bin object as a C string; NULL for anything else. */
+static char *mp_strdup(const msgpack_object *o, size_t *ret_len) {
+    if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BIN)
+        return NULL;
+    size_t len = o->via.str.size;
+    char *p = malloc(len + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, o->via.str.ptr, len);
+    p[len] = '\0';
+    if (ret_len)
+        *ret_len = len;
+    return p;
+}
+
+static const msgpack_object *mp_at(const msgpack_object *o, size_t i) {
+    static const msgpack_object nil = {.type = MSGPACK_OBJECT_NIL};
+    if (o->type != MSGPACK_OBJECT_ARRAY || i >= o->via.array.size)
+        return &nil;
+    return &o->via.array.ptr[i];
+}
+
+static size_t mp_len(const msgpack_object *o) {
+    return o->type == MSGPACK_OBJECT_ARRAY ? o->via.array.size : 0;
+}
+
+/* ---- pipelining ------------------------------------------------------------ */
+
+static int append(store *s, int argc, const char **argv, const size_t *lens) {
+    if (redisAppendCommandArgv(s->c, argc, argv, lens) != REDIS_OK)
+        return -ENOMEM;
+    return 0;
+}
+
+/* Read one pipelined reply. Returns NULL and drops the connection on I/O
+ * errors; an error reply is returned as such (the caller decides). */
+static redisReply *read_reply(store *s) {
+    void *r = NULL;
+    if (redisGetReply(s->c, &r) != REDIS_OK || !r) {
+        log_error("redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        drop_connection(s);
+        return NULL;
+    }
+    return r;
+}
+
+static const char *source_name(batch_source src) {
+    return src == SOURCE_ACK ? "ingest_ack" : "ingest";
+}
+
+int store_deadletter(store *s, const char *reason, batch_source src, int64_t received_ms,
+                     const void *raw, size_t raw_len) {
+    if (s->dl_n >= s->o.deadletter_queue_max)
+        return -ENOBUFS;
+    if (raw_len > s->o.deadletter_raw_max)
+        raw_len = s->o.deadletter_raw_max;
+    dl_entry *e = &s->dlq[s->dl_n];
+    e->raw = malloc(raw_len ? raw_len : 1);
+    if (!e->raw)
+        return -ENOBUFS;
+    memcpy(e->raw, raw, raw_len);
+    e->raw_len = raw_len;
+    snprintf(e->reason, sizeof e->reason, "%s", reason);
+    e->src = src;
+    e->received_ms = received_ms;
+    s->dl_n++;
+    return 0;
+}
+
+/* Append every queued dead-letter XADD to the pipeline. */
+static int append_deadletters(store *s) {
+    char key[128], maxlen[24];
+    snprintf(key, sizeof key, "%sdeadletter", s->prefix);
+    snprintf(maxlen, sizeof maxlen, "%zu", s->o.deadletter_maxlen);
+    for (size_t i = 0; i < s->dl_n; i++) {
+        dl_entry *e = &s->dlq[i];
+        char recv[24];
+        snprintf(recv, sizeof recv, "%lld", (long long)e->received_ms);
+        const char *src = source_name(e->src);
+        const char *argv[] = {"XADD", key, "MAXLEN", "~", maxlen, "*", "reason", e->reason,
+                              "received", recv, "source", src, "raw", e->raw};
+        size_t lens[] = {4, strlen(key), 6, 1, strlen(maxlen), 1, 6, strlen(e->reason),
+                         8, strlen(recv), 6, strlen(src), 3, e->raw_len};
+        if (append(s, 14, argv, lens) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Read the replies of the queued dead-letter entries and forget them. */
+static int read_deadletters(store *s) {
+    size_t n = s->dl_n;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *r = read_reply(s);
+        if (!r)
+            return -EIO;
+        if (r->type == REDIS_REPLY_ERROR)
+            log_error("redis: XADD deadletter: %s", r->str);
+        freeReplyObject(r);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(s->dlq[i].raw);
+    s->dl_n = 0;
+    return 0;
+}
+
+/* ---- commit ---------------------------------------------------------------- */
+
+static void pack_cfg(store *s, const commit_params *p) {
+    msgpack_packer *pk = &s->pk;
+    msgpack_pack_array(pk, 11);
+    pack_cstr(pk, s->prefix);
+    msgpack_pack_int64(pk, p->wall_ms);
+    msgpack_pack_int64(pk, p->bucket_ms);
+    msgpack_pack_int64(pk, p->recent);
+    msgpack_pack_int64(pk, p->hist);
+    msgpack_pack_int64(pk, p->lateness_ms);
+    msgpack_pack_int64(pk, p->horizon_ms);
+    msgpack_pack_int64(pk, p->request_ttl_s);
+    msgpack_pack_int64(pk, p->micro_max);
+    msgpack_pack_int64(pk, p->ttl_s);
+    msgpack_pack_array(pk, EV__COUNT);
+    for (int t = 0; t < EV__COUNT; t++)
+        msgpack_pack_int64(pk, p->weight[t]);
+}
+
+static void pack_opt_str(msgpack_packer *pk, const strref *r) {
+    if (r->len)
+        pack_str(pk, r->ptr, r->len);
+    else
+        msgpack_pack_nil(pk);
+}
+
+/* An event id travels as its 64-bit XXH3 hash (8 bytes): exact in practice,
+ * and a fraction of the memory of the id itself in the dedup set. */
+static void pack_id_hash(msgpack_packer *pk, const strref *id) {
+    if (!id->len) {
+        msgpack_pack_nil(pk);
+        return;
+    }
+    uint64_t h = XXH3_64bits(id->ptr, id->len);
+    char b[8];
+    for (int i = 0; i < 8; i++)
+        b[i] = (char)(h >> (56 - 8 * i));
+    pack_str(pk, b, 8);
+}
+
+static void pack_event(msgpack_packer *pk, size_t i, const event *e) {
+    msgpack_pack_array(pk, 10);
+    msgpack_pack_uint64(pk, i);
+    pack_str(pk, e->creator.ptr, e->creator.len);
+    msgpack_pack_int(pk, (int)e->type);
+    msgpack_pack_int64(pk, e->ts);
+    msgpack_pack_int64(pk, e->n);
+    pack_id_hash(pk, &e->id);
+    if (e->actor.len)
+        pack_str(pk, event_actor(e), e->actor.len);
+    else
+        msgpack_pack_nil(pk);
+    if (e->sponsored == 1)
+        msgpack_pack_int(pk, 1);
+    else
+        msgpack_pack_nil(pk);
+    if (e->followers >= 0)
+        msgpack_pack_int64(pk, e->followers);
+    else
+        msgpack_pack_nil(pk);
+    pack_opt_str(pk, &e->niche);
+}
+
+static void pack_unit(msgpack_packer *pk, const batch *b, const batch_unit *u) {
+    const decode_item *items = b->items + u->first_item;
+    size_t rejected = 0;
+    for (size_t i = 0; i < u->n_items; i++)
+        rejected += items[i].reason != REJECT_NONE;
+    msgpack_pack_array(pk, 4);
+    if (u->rid_len)
+        pack_str(pk, (const char *)u->rid, u->rid_len);
+    else
+        msgpack_pack_nil(pk);
+    msgpack_pack_uint32(pk, batch_unit_total(u));
+    msgpack_pack_array(pk, rejected);
+    for (size_t i = 0; i < u->n_items; i++) {
+        if (items[i].reason == REJECT_NONE)
+            continue;
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int64(pk, u->whole ? -1 : (int64_t)i);
+        pack_cstr(pk, reject_reason_name(items[i].reason));
+    }
+    msgpack_pack_array(pk, u->n_items - rejected);
+    for (size_t i = 0; i < u->n_items; i++)
+        if (items[i].reason == REJECT_NONE)
+            pack_event(pk, i, &items[i].ev);
+}
+
+void commit_result_clear(commit_result *r) {
+    for (size_t i = 0; i < r->n_units; i++) {
+        free(r->units[i].too_old);
+        free(r->units[i].ack);
+    }
+    for (size_t i = 0; i < r->n_creators; i++)
+        creator_summary_clear(&r->creators[i]);
+    free(r->units);
+    free(r->creators);
+    memset(r, 0, sizeof *r);
+}
+
+void creator_summary_clear(creator_summary *c) {
+    free(c->creator);
+    free(c->niche);
+    free(c->board_niche);
+    memset(c, 0, sizeof *c);
+}
+
+static int parse_unit(const msgpack_object *o, unit_result *u) {
+    u->replayed = mp_int(mp_at(o, 0)) == 1;
+    u->ok = (uint32_t)mp_int(mp_at(o, 1));
+    u->dup = (uint32_t)mp_int(mp_at(o, 2));
+    const msgpack_object *late = mp_at(o, 3);
+    u->n_too_old = (uint32_t)mp_len(late);
+    if (u->n_too_old) {
+        u->too_old = calloc(u->n_too_old, sizeof *u->too_old);
+        if (!u->too_old)
+            return -ENOMEM;
+        for (uint32_t i = 0; i < u->n_too_old; i++)
+            u->too_old[i] = (uint32_t)mp_int(mp_at(late, i));
+    }
+    const msgpack_object *ack = mp_at(o, 4);
+    if (ack->type == MSGPACK_OBJECT_STR || ack->type == MSGPACK_OBJECT_BIN) {
+        u->ack = mp_strdup(ack, &u->ack_len);
+        if (!u->ack)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Summary layout: see Creator:summary() in nousu.lua. */
+static int parse_summary(const msgpack_object *o, creator_summary *c) {
+    memset(c, 0, sizeof *c);
+    c->creator = mp_strdup(mp_at(o, 0), &c->creator_len);
+    if (!c->creator)
+        return -EBADMSG;
+    creator_window *w = &c->w;
+    w->now_ms = mp_int(mp_at(o, 1));
+    w->first_ms = mp_int(mp_at(o, 2));
+    w->followers = mp_int(mp_at(o, 3));
+    w->followers_ts = mp_int(mp_at(o, 4));
+    w->early_followers = mp_int(mp_at(o, 5));
+    w->early_followers_ts = mp_int(mp_at(o, 6));
+    w->below_ts = mp_int(mp_at(o, 7));
+    w->grad_base = mp_int(mp_at(o, 8));
+    w->e_recent = mp_num(mp_at(o, 9));
+    w->e_hist = mp_num(mp_at(o, 10));
+    const msgpack_object *counts = mp_at(o, 11);
+    for (int t = 0; t < EV__COUNT; t++)
+        w->counts[t] = mp_int(mp_at(counts, (size_t)t));
+    w->interactions_with_actor = mp_int(mp_at(o, 12));
+    w->e_sponsored = mp_num(mp_at(o, 13));
+    w->unique_engagers = -1;
+    for (int k = 0; k < ALERT__COUNT; k++)
+        c->cooldown[k] = mp_int(mp_at(o, 14 + (size_t)k));
+    c->niche = mp_strdup(mp_at(o, 17), NULL);
+    c->board_niche = mp_strdup(mp_at(o, 18), NULL);
+    return 0;
+}
+
+static int parse_commit(const char *buf, size_t len, size_t n_units, commit_result *ret) {
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = -EBADMSG;
+    if (msgpack_unpack_next(&up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)
+        goto out;
+    const msgpack_object *units = mp_at(&up.data, 0), *creators = mp_at(&up.data, 1);
+    if (mp_len(units) != n_units)
+        goto out;
+    ret->units = calloc(n_units ? n_units : 1, sizeof *ret->units);
+    ret->creators = calloc(mp_len(creators) ? mp_len(creators) : 1, sizeof *ret->creators);
+    if (!ret->units || !ret->creators) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    ret->n_units = n_units;
+    for (size_t i = 0; i < n_units; i++)
+        if ((rc = parse_unit(mp_at(units, i), &ret->units[i])) < 0)
+            goto out;
+    for (size_t i = 0; i < mp_len(creators); i++) {
+        if ((rc = parse_summary(mp_at(creators, i), &ret->creators[i])) < 0)
+            goto out;
+        ret->n_creators++;
+    }
+    rc = 0;
+out:
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+/* Send the pipeline built by the caller after the dead letters, read the
+ * dead-letter replies, and return the reply of the one command that follows. */
+static redisReply *round_trip_one(store *s, int argc, const char **argv, const size_t *lens) {
+    if (!s->c)
+        return NULL;
+    if (append_deadletters(s) < 0 || append(s, argc, argv, lens) < 0) {
+        drop_connection(s);
+        return NULL;
+    }
+    if (read_deadletters(s) < 0)
+        return NULL;
+    redisReply *r = read_reply(s);
+    if (r && r->type == REDIS_REPLY_ERROR) {
+        log_error("redis: %s: %s", argv[1], r->str);
+        freeReplyObject(r);
+        /* A script error means the library is missing or broken: reconnect
+         * reloads it. */
+        drop_connection(s);
+        return NULL;
+    }
+    if (r)
+        s->round_trips++;
+    return r;
+}
+
+int store_commit(store *s, const batch *b, const commit_params *p, commit_result *ret) {
+    commit_result_clear(ret);
+    msgpack_sbuffer_clear(&s->sb);
+    msgpack_pack_array(&s->pk, 2);
+    pack_cfg(s, p);
+    msgpack_pack_array(&s->pk, b->n_units);
+    for (size_t i = 0; i < b->n_units; i++)
+        pack_unit(&s->pk, b, &b->units[i]);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data};
+    size_t lens[] = {5, 12, 1, s->sb.size};
+    redisReply *r = round_trip_one(s, 4, argv, lens);
+    if (!r)
+        return -EIO;
+    int rc = -EBADMSG;
+    if (r->type == REDIS_REPLY_STRING)
+        rc = parse_commit(r->str, r->len, b->n_units, ret);
+    if (rc < 0) {
+        log_error("redis: nousu_commit: unexpected reply");
+        commit_result_clear(ret);
+    }
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ---- creator details ------------------------------------------------------ */
+
+/* FCALL nousu_creator for n creators; calls back with each decoded entry. */
+static int fetch_creators(store *s, int64_t recent, const char *const *names, size_t n,
+                          int (*each)(void *ctx, size_t i, const msgpack_object *entry),
+                          void *ctx) {
+    const char **argv = calloc(n + 5, sizeof *argv);
+    size_t *lens = calloc(n + 5, sizeof *lens);
+    char rec[24];
+    int rc = -ENOMEM;
+    if (!argv || !lens)
+        goto out;
+    snprintf(rec, sizeof rec, "%lld", (long long)recent);
+    argv[0] = "FCALL", argv[1] = "nousu_creator", argv[2] = "0", argv[3] = s->prefix,
+    argv[4] = rec;
+    for (size_t i = 0; i < n; i++)
+        argv[5 + i] = names[i];
+    for (size_t i = 0; i < n + 5; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = round_trip_one(s, (int)(n + 5), argv, lens);
+    rc = -EIO;
+    if (!r)
+        goto out;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    rc = -EBADMSG;
+    if (r->type == REDIS_REPLY_STRING &&
+        msgpack_unpack_next(&up, r->str, r->len, NULL) == MSGPACK_UNPACK_SUCCESS &&
+        mp_len(&up.data) == n) {
+        rc = 0;
+        for (size_t i = 0; i < n && rc == 0; i++)
+            rc = each(ctx, i, mp_at(&up.data, i));
+    }
+    msgpack_unpacked_destroy(&up);
+    freeReplyObject(r);
+out:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+static int take_unique(void *ctx, size_t i, const msgpack_object *entry) {
+    ((int64_t *)ctx)[i] = mp_int(mp_at(entry, 1));
+    return 0;
+}
+
+int store_uniques(store *s, int64_t recent, creator_summary *const *creators, size_t n,
+                  int64_t *ret_uniques) {
+    const char **names = calloc(n ? n : 1, sizeof *names);
+    if (!names)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        names[i] = creators[i]->creator;
+    int rc = fetch_creators(s, recent, names, n, take_unique, ret_uniques);
+    free(names);
+    return rc;
+}
+
+typedef struct one_creator {
+    creator_summary *out;
+    bool found;
+} one_creator;
+
+static int take_creator(void *ctx, size_t i, const msgpack_object *entry) {
+    one_creator *oc = ctx;
+    const msgpack_object *sum = mp_at(entry, 0);
+    if (sum->type != MSGPACK_OBJECT_ARRAY)
+        return 0;
+    int rc = parse_summary(sum, oc->out);
+    if (rc < 0)
+        return rc;
+    oc->found = true;
+    oc->out->w.unique_engagers = mp_int(mp_at(entry, 1));
+    const msgpack_object *lak = mp_at(entry, 2);
+    if (lak->type == MSGPACK_OBJECT_STR && lak->via.str.size < sizeof oc->out->last_alert_kind)
+        memcpy(oc->out->last_alert_kind, lak->via.str.ptr, lak->via.str.size);
+    oc->out->last_alert_ts = mp_int(mp_at(entry, 3));
+    return 0;
+}
+
+int store_creator(store *s, const char *creator, int64_t recent, creator_summary *ret,
+                  bool *ret_found) {
+    one_creator oc = {ret, false};
+    memset(ret, 0, sizeof *ret);
+    int rc = fetch_creators(s, recent, &creator, 1, take_creator, &oc);
+    if (rc < 0)
+        return rc;
+    *ret_found = oc.found;
+    return 0;
+}
+
+/* ---- top ------------------------------------------------------------------- */
+
+void top_entries_free(top_entry *e, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].creator);
+        free(e[i].niche);
+    }
+    free(e);
+}
+
+static int parse_top(const msgpack_object *arr, top_entry **ret, size_t *ret_n) {
+    size_t n = mp_len(arr);
+    top_entry *e = calloc(n ? n : 1, sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object *o = mp_at(arr, i);
+        e[i].creator = mp_strdup(mp_at(o, 0), NULL);
+        e[i].niche = mp_strdup(mp_at(o, 1), NULL);
+        e[i].followers = mp_int(mp_at(o, 2));
+        e[i].z = mp_num(mp_at(o, 3));
+        e[i].velocity = mp_num(mp_at(o, 4));
+        if (!e[i].creator) {
+            top_entries_free(e, i + 1);
+            return -EBADMSG;
+        }
+    }
+    *ret = e;
+    *ret_n = n;
+    return 0;
+}
+
+int store_top(store *s, const char *niche, size_t n, int64_t stale_ms, top_entry **ret,
+              size_t *ret_n) {
+    char nbuf[24], sbuf[24];
+    snprintf(nbuf, sizeof nbuf, "%zu", n);
+    snprintf(sbuf, sizeof sbuf, "%lld", (long long)stale_ms);
+    const char *argv[] = {"FCALL", "nousu_top", "0", s->prefix, niche ? niche : "", nbuf, sbuf};
+    size_t lens[7];
+    for (int i = 0; i < 7; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = round_trip_one(s, 7, argv, lens);
+    if (!r)
+        return -EIO;
+    int rc = -EBADMSG;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    if (r->type == REDIS_REPLY_STRING &&
+        msgpack_unpack_next(&up, r->str, r->len, NULL) == MSGPACK_UNPACK_SUCCESS)
+        rc = parse_top(&up.data, ret, ret_n);
+    msgpack_unpacked_destroy(&up);
+    freeReplyObject(r);
+    return rc;
+}
+
+/* ---- post-detection round trip ------------------------------------------- */
+
+static int append_board(store *s, const board_update *u, size_t n) {
+    msgpack_sbuffer_clear(&s->sb);
+    msgpack_pack_array(&s->pk, 2);
+    pack_cstr(&s->pk, s->prefix);
+    msgpack_pack_array(&s->pk, n);
+    for (size_t i = 0; i < n; i++) {
+        msgpack_pack_array(&s->pk, 5);
+        pack_cstr(&s->pk, u[i].creator);
+        if (u[i].niche)
+            pack_cstr(&s->pk, u[i].niche);
+        else
+            msgpack_pack_nil(&s->pk);
+        msgpack_pack_int(&s->pk, u[i].add ? 1 : 0);
+        msgpack_pack_double(&s->pk, u[i].z);
+        msgpack_pack_double(&s->pk, u[i].velocity);
+    }
+    const char *argv[] = {"FCALL", "nousu_board", "0", s->sb.data};
+    size_t lens[] = {5, 11, 1, s->sb.size};
+    return append(s, 4, argv, lens);
+}
+
+static int append_alert(store *s, const alert_request *a, size_t maxlen) {
+    msgpack_sbuffer_clear(&s->sb);
+    msgpack_pack_array(&s->pk, 11);
+    pack_cstr(&s->pk, s->prefix);
+    pack_cstr(&s->pk, a->creator);
+    msgpack_pack_int(&s->pk, (int)a->kind);
+    pack_cstr(&s->pk, alert_kind_name(a->kind));
+    msgpack_pack_int64(&s->pk, a->ts);
+    msgpack_pack_int64(&s->pk, a->cooldown_ms);
+    msgpack_pack_uint64(&s->pk, maxlen);
+    pack_cstr(&s->pk, a->topic);
+    pack_str(&s->pk, a->head, a->head_len);
+    pack_str(&s->pk, a->tail, a->tail_len);
+    if (a->grad_base)
+        msgpack_pack_int64(&s->pk, a->grad_base);
+    else
+        msgpack_pack_nil(&s->pk);
+    const char *argv[] = {"FCALL", "nousu_alert", "0", s->sb.data};
+    size_t lens[] = {5, 11, 1, s->sb.size};
+    return append(s, 4, argv, lens);
+}
+
+static int parse_alert_reply(redisReply *r, alert_request *a) {
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    int rc = -EBADMSG;
+    if (r->type == REDIS_REPLY_STRING &&
+        msgpack_unpack_next(&up, r->str, r->len, NULL) == MSGPACK_UNPACK_SUCCESS) {
+        a->seq = (uint64_t)mp_int(mp_at(&up.data, 0));
+        rc = 0;
+        if (a->seq) {
+            a->msg = mp_strdup(mp_at(&up.data, 1), &a->msg_len);
+            rc = a->msg ? 0 : -ENOMEM;
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+    return rc;
+}
+
+static int read_post_replies(store *s, size_t n_boards, alert_request *alerts, size_t n_alerts) {
+    int rc = 0;
+    for (size_t i = 0; i < (n_boards ? 1u : 0u) + n_alerts; i++) {
+        redisReply *r = read_reply(s);
+        if (!r)
+            return -EIO;
+        if (r->type == REDIS_REPLY_ERROR) {
+            log_error("redis: post: %s", r->str);
+            rc = -EIO;
+        } else if (i >= (n_boards ? 1u : 0u)) {
+            alert_request *a = &alerts[i - (n_boards ? 1u : 0u)];
+            if (parse_alert_reply(r, a) < 0)
+                rc = -EBADMSG;
+        }
+        freeReplyObject(r);
+    }
+    if (rc == 0)
+        s->round_trips++;
+    return rc;
+}
+
+int store_post(store *s, const board_update *boards, size_t n_boards, alert_request *alerts,
+               size_t n_alerts, size_t alerts_maxlen) {
+    if (!s->c)
+        return -EIO;
+    if (n_boards == 0 && n_alerts == 0 && s->dl_n == 0)
+        return 0;
+    int rc = append_deadletters(s);
+    if (rc == 0 && n_boards)
+        rc = append_board(s, boards, n_boards);
+    for (size_t i = 0; rc == 0 && i < n_alerts; i++)
+        rc = append_alert(s, &alerts[i], alerts_maxlen);
+    if (rc < 0) {
+        drop_connection(s);
+        return rc;
+    }
+    if (read_deadletters(s) < 0)
+        return -EIO;
+    return read_post_replies(s, n_boards, alerts, n_alerts);
+}

@@ -1,0 +1,142 @@
+/* store.h -- all state lives in Redis; this is the only module that talks to
+ * it (the only includer of hiredis.h).
+ *
+ * One Redis round trip commits a whole loop iteration: the dead-letter
+ * entries known so far and one FCALL nousu_commit carrying every unit read
+ * (daemon/nousu.lua). A second, rarer round trip carries what detection
+ * decided: alerts (cooldown + seq + stream append, atomically), leaderboard
+ * updates, late dead-letter entries. Calls block for at most the configured
+ * timeout; on any I/O error the connection is dropped and the caller retries
+ * after store_connect() succeeds again. */
+#ifndef NOUSU_STORE_H
+#define NOUSU_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "batch.h"
+#include "detect.h"
+
+typedef struct store store;
+
+typedef struct store_opts {
+    const char *host;
+    int port;
+    int db;
+    const char *user;     /* "" or NULL: none */
+    const char *password; /* "" or NULL: none; never logged */
+    int timeout_ms;
+    const char *prefix;
+    size_t deadletter_maxlen;
+    size_t deadletter_raw_max;
+    size_t deadletter_queue_max; /* entries held while Redis is away */
+} store_opts;
+
+/* Everything nousu_commit needs besides the batch. */
+typedef struct commit_params {
+    int64_t wall_ms;
+    int64_t bucket_ms, recent, hist;
+    int64_t lateness_ms, horizon_ms, request_ttl_s, ttl_s;
+    int64_t micro_max;
+    int64_t weight[EV__COUNT];
+} commit_params;
+
+typedef struct unit_result {
+    bool replayed; /* request already committed: ack is the first answer */
+    uint32_t ok, dup;
+    uint32_t *too_old; /* item indexes within the unit */
+    uint32_t n_too_old;
+    char *ack; /* msgpack ack for acknowledged units */
+    size_t ack_len;
+} unit_result;
+
+typedef struct creator_summary {
+    char *creator;
+    size_t creator_len;
+    char *niche;       /* NULL: unknown */
+    char *board_niche; /* NULL: not on a leaderboard */
+    creator_window w;  /* unique_engagers -1, days_hist 0: the caller fills them */
+    int64_t cooldown[ALERT__COUNT]; /* ts of the last alert of each kind, 0 none */
+    char last_alert_kind[16];       /* "" none */
+    int64_t last_alert_ts;
+} creator_summary;
+
+typedef struct commit_result {
+    unit_result *units; /* one per batch unit, same order */
+    size_t n_units;
+    creator_summary *creators;
+    size_t n_creators;
+} commit_result;
+
+/* Frees the arrays; r may be reused. */
+void commit_result_clear(commit_result *r);
+
+typedef struct alert_request {
+    const char *creator;
+    alert_kind kind;
+    int64_t ts;
+    int64_t cooldown_ms;
+    int64_t grad_base; /* graduated: the crossing it is based on; else 0 */
+    const char *topic;
+    const char *head; /* the message up to the seq value */
+    size_t head_len;
+    const char *tail; /* after it */
+    size_t tail_len;
+    /* filled by store_post: */
+    uint64_t seq; /* 0: a cooldown held (another daemon alerted) */
+    char *msg;    /* owned by the caller after the call (free()) */
+    size_t msg_len;
+} alert_request;
+
+typedef struct board_update {
+    const char *creator;
+    const char *niche; /* NULL: unknown */
+    bool add;          /* add/update with z; false: drop */
+    double z, velocity;
+} board_update;
+
+typedef struct top_entry {
+    char *creator;
+    char *niche;
+    int64_t followers;
+    double z, velocity;
+} top_entry;
+
+store *store_new(const store_opts *o);
+void store_destroy(store **s);
+
+/* Connect, authenticate, select the db and load the Function library.
+ * Returns 0 or -errno; the reason is logged. */
+int store_connect(store *s);
+bool store_connected(const store *s);
+/* Round trips that succeeded, and Redis latency of the last one (µs). */
+uint64_t store_round_trips(const store *s);
+
+/* Queue a dead-letter entry (SPEC §3); it goes out with the next round trip.
+ * raw is copied (cut to deadletter_raw_max). Returns 0, or -ENOBUFS when the
+ * queue is full (the entry is shed and must be counted by the caller). */
+int store_deadletter(store *s, const char *reason, batch_source src, int64_t received_ms,
+                     const void *raw, size_t raw_len);
+
+/* Commit every unit of b atomically. Fills ret (cleared first). */
+int store_commit(store *s, const batch *b, const commit_params *p, commit_result *ret);
+
+/* unique engagers over the recent window (a PFCOUNT union) for each creator. */
+int store_uniques(store *s, int64_t recent, creator_summary *const *creators, size_t n,
+                  int64_t *ret_uniques);
+
+/* After detection: board updates, alerts, queued dead-letter entries in one
+ * round trip. Fills each alert's seq/msg. */
+int store_post(store *s, const board_update *boards, size_t n_boards, alert_request *alerts,
+               size_t n_alerts, size_t alerts_maxlen);
+
+/* Control queries. store_creator: 0 and *ret_found false when unknown. */
+int store_creator(store *s, const char *creator, int64_t recent, creator_summary *ret,
+                  bool *ret_found);
+void creator_summary_clear(creator_summary *c);
+int store_top(store *s, const char *niche, size_t n, int64_t stale_ms, top_entry **ret,
+              size_t *ret_n);
+void top_entries_free(top_entry *e, size_t n);
+
+#endif

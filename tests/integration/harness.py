@@ -1,0 +1,208 @@
+"""harness.py -- real processes for integration tests.
+
+A throwaway redis-server on a free loopback port in a temp dir, nousud with
+ipc:// endpoints in the same dir, ZeroMQ helpers. Every process is started
+here and stopped by its PID; every wait is a condition polled against a
+deadline, never a fixed sleep.
+"""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import unittest
+
+import msgpack
+import redis
+import zmq
+
+BUILD = os.environ.get("NOUSU_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+NOUSUD = os.path.join(BUILD, "nousud")
+TOOLS = os.path.join(BUILD, "clients")
+
+
+def tool(name):
+    return os.path.join(TOOLS, name)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(cond, timeout=10.0, what="condition", interval=0.02):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for " + what)
+        time.sleep(interval)
+
+
+def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
+    """Stop a process we started, by its PID; returns its exit status."""
+    if proc.poll() is None:
+        os.kill(proc.pid, sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    return proc.returncode
+
+
+class RedisServer:
+    def __init__(self, workdir, appendonly=False, port=None):
+        self.dir = workdir
+        self.port = port or free_port()
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--dir", workdir, "--save", "", "--daemonize", "no",
+                "--appendonly", "yes" if appendonly else "no",
+                "--logfile", os.path.join(workdir, "redis.log")]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.client = redis.Redis(host="127.0.0.1", port=self.port)
+        wait_for(self._ping, what="redis-server")
+        # Refuse a dirty database: the tests own it entirely.
+        assert self.client.dbsize() == 0, "redis db not empty"
+
+    def _ping(self):
+        try:
+            return self.client.ping()
+        except redis.exceptions.ConnectionError:
+            return False
+
+    def stop(self):
+        stop_pid(self.proc)
+
+
+class Daemon:
+    """nousud on ipc:// endpoints inside workdir."""
+
+    def __init__(self, workdir, redis_port, name="d", extra=(), config_file=None):
+        self.dir = workdir
+        self.ep = {k: "ipc://%s/%s-%s.sock" % (workdir, name, k)
+                   for k in ("ingest", "ingest_ack", "alerts", "control")}
+        args = [NOUSUD, "--redis_port=%d" % redis_port, "--metrics=", "--log_level=info"]
+        if config_file:
+            args += ["-c", config_file]
+        args += ["--%s=%s" % (k, v) for k, v in self.ep.items()]
+        args += list(extra)
+        self.log = open(os.path.join(workdir, name + ".log"), "w+")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.ctx = zmq.Context.instance()
+        wait_for(lambda: self.proc.poll() is not None or self.try_ping(),
+                 what="nousud ready")
+        assert self.proc.poll() is None, "nousud exited: " + self.read_log()
+
+    def read_log(self):
+        self.log.flush()
+        with open(self.log.name) as f:
+            return f.read()
+
+    def try_ping(self):
+        try:
+            return self.control({"op": "ping"}, timeout_ms=200).get("pong")
+        except TimeoutError:
+            return False
+
+    def control_raw(self, payload, timeout_ms=3000):
+        s = self.ctx.socket(zmq.REQ)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.ep["control"])
+        try:
+            s.send(payload)
+            if not s.poll(timeout_ms):
+                raise TimeoutError("control")
+            return msgpack.unpackb(s.recv(), raw=False)
+        finally:
+            s.close()
+
+    def control(self, req, timeout_ms=3000):
+        return self.control_raw(msgpack.packb(req), timeout_ms)
+
+    def stats(self):
+        return self.control({"op": "stats"})
+
+    def creator(self, cid):
+        return self.control({"op": "creator", "creator": cid})
+
+    def push(self):
+        s = self.ctx.socket(zmq.PUSH)
+        s.setsockopt(zmq.LINGER, 2000)
+        s.connect(self.ep["ingest"])
+        return s
+
+    def dealer(self):
+        s = self.ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 0)
+        s.connect(self.ep["ingest_ack"])
+        return s
+
+    def request(self, dealer, rid, payload, timeout_ms=5000):
+        dealer.send_multipart([rid, payload])
+        if not dealer.poll(timeout_ms):
+            raise TimeoutError("ack")
+        got_rid, ack = dealer.recv_multipart()
+        assert got_rid == rid
+        return msgpack.unpackb(ack, raw=False)
+
+    def sub(self, topic=b""):
+        s = self.ctx.socket(zmq.SUB)
+        s.setsockopt(zmq.LINGER, 0)
+        s.setsockopt(zmq.SUBSCRIBE, topic)
+        s.connect(self.ep["alerts"])
+        return s
+
+    def wait_accepted(self, n, timeout=20.0):
+        return wait_for(lambda: self.stats()["events_accepted"] >= n and self.stats(),
+                        timeout, "%d events accepted" % n)
+
+    def stop(self, sig=signal.SIGTERM):
+        rc = stop_pid(self.proc, sig)
+        self.log.close()
+        return rc
+
+
+class Case(unittest.TestCase):
+    """A temp dir with a fresh Redis and one daemon."""
+
+    daemon_args = ()
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="nousu-it-")
+        self.redis = RedisServer(self.dir)
+        self.r = self.redis.client
+        self.daemons = []
+        self.d = self.start_daemon()
+
+    def start_daemon(self, name="d", extra=None):
+        d = Daemon(self.dir, self.redis.port, name,
+                   extra=self.daemon_args if extra is None else extra)
+        self.daemons.append(d)
+        return d
+
+    def tearDown(self):
+        for d in self.daemons:
+            if d.proc.poll() is None:
+                d.stop()
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def now_ms():
+    return int(time.time() * 1000)
+
+
+def ev(creator, type_, ts, **kw):
+    e = {"creator": creator, "type": type_, "ts": ts}
+    e.update(kw)
+    return e
+
+
+def pack(obj):
+    return msgpack.packb(obj, use_bin_type=True)

@@ -1,0 +1,270 @@
+"""Integration tests of nousud against a real redis-server and real ZeroMQ
+sockets: ingest on both endpoints, acks, dedup, dead letters, windows,
+control queries, configuration errors and shutdown."""
+import os
+import subprocess
+import time
+import unittest
+
+from harness import NOUSUD, Case, RedisServer, ev, now_ms, pack, wait_for
+
+HOUR = 3600 * 1000
+DAY = 24 * HOUR
+
+
+class Ingest(Case):
+    def test_single_and_batch_are_counted(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        p.send(pack(ev("ig:a", "like", t, actor="u1", followers=2000, niche="knitting")))
+        p.send(pack([ev("ig:a", "comment", t, actor="u2", n=2),
+                     ev("ig:a", "save", t, actor=7),
+                     ev("ig:b", "view", t)]))
+        self.d.wait_accepted(4)
+        c = self.d.creator("ig:a")
+        self.assertEqual(c["counts"]["like"], 1)
+        self.assertEqual(c["counts"]["comment"], 2)
+        self.assertEqual(c["counts"]["save"], 1)
+        self.assertEqual(c["counts"]["view"], 0)
+        # like 1 + 2 comments x 3 + save 4
+        self.assertEqual(c["engagement"], 11)
+        self.assertEqual(c["followers"], 2000)
+        self.assertEqual(c["niche"], "knitting")
+        self.assertEqual(c["tier"], "micro")
+        self.assertEqual(c["unique_engagers"], 3)
+        self.assertIsNone(c["last_alert"])
+        self.assertEqual(self.d.creator("ig:b")["counts"]["view"], 1)
+
+    def test_out_of_order_events_land_in_their_bucket(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        # newest first, then an event 30 h older (baseline) and 2 h older (recent)
+        p.send(pack([ev("ig:o", "like", t, followers=3000),
+                     ev("ig:o", "share", t - 30 * HOUR),
+                     ev("ig:o", "comment", t - 2 * HOUR)]))
+        self.d.wait_accepted(3)
+        c = self.d.creator("ig:o")
+        self.assertEqual(c["engagement"], 1 + 3)
+        self.assertEqual(c["counts"]["share"], 0)
+        self.assertEqual(c["first_seen"], t - 30 * HOUR)
+        self.assertEqual(c["last_seen"], t)
+        # baseline: E_hist 4 over 1.x days of history in the span
+        self.assertGreater(c["expected"], 0)
+
+    def test_windows_roll_forward(self):
+        t0 = now_ms() - 5 * DAY
+        p = self.d.push()
+        p.send(pack([ev("ig:r", "like", t0, followers=3000, n=10)]))
+        p.send(pack([ev("ig:r", "like", t0 + 2 * DAY, n=5)]))
+        self.d.wait_accepted(2)
+        c = self.d.creator("ig:r")
+        # the first like left the 24 h window two days later
+        self.assertEqual(c["engagement"], 5)
+        self.assertEqual(c["counts"]["like"], 5)
+        # E_hist = 10 over days_hist: span ends 24..25 h before now, first is
+        # 2 days before now -> about 1 day; mu = (10 + 90) / (1 + 1) ~ 50
+        self.assertAlmostEqual(c["expected"], 50, delta=2.5)
+
+    def test_too_old_and_future_are_rejected_and_dead_lettered(self):
+        t = now_ms()
+        p = self.d.push()
+        p.send(pack(ev("ig:t", "like", t - 1000)))
+        self.d.wait_accepted(1)
+        p.send(pack([ev("ig:t", "like", t - 1000 - 25 * HOUR),
+                     ev("ig:t", "like", t + 10 * 60 * 1000),
+                     ev("ig:t", "like", t - 2000)]))
+        self.d.wait_accepted(2)
+        st = wait_for(lambda: self.d.stats()["events_rejected"] >= 2 and self.d.stats())
+        self.assertEqual(st["rejected"]["too_old"], 1)
+        self.assertEqual(st["rejected"]["future"], 1)
+        reasons = sorted(e[1][b"reason"] for e in self.r.xrange("nousu:deadletter"))
+        self.assertEqual(reasons, [b"future", b"too_old"])
+
+    def test_event_ids_are_counted_once(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        batch = [ev("ig:d", "like", t, id="e1"), ev("ig:d", "like", t, id="e2"),
+                 ev("ig:d", "like", t, id="e1")]
+        p.send(pack(batch))
+        p.send(pack(batch))
+        st = wait_for(lambda: self.d.stats()["events_duplicate"] >= 4 and self.d.stats())
+        self.assertEqual(st["events_accepted"], 2)
+        self.assertEqual(self.d.creator("ig:d")["counts"]["like"], 2)
+
+    def test_malformed_frames_are_dead_lettered_and_daemon_keeps_serving(self):
+        p = self.d.push()
+        garbage = [b"", b"\xc1", b"\xdd\xff\xff\xff\xff", b"\x91" * 100 + b"\x80",
+                   b"\x81\xa1a", pack(5), pack("hello"), pack({"creator": "x"}) + b"\x00"]
+        for g in garbage:
+            p.send(g)
+        t = now_ms() - 1000
+        p.send(pack([ev("ig:g", "like", t), 42, ev("ig:g", "nope", t),
+                     {"creator": "ig:g", "type": "like", "ts": 1.5e12}]))
+        self.d.wait_accepted(1)
+        st = wait_for(lambda: self.d.stats()["events_rejected"] >= len(garbage) + 3
+                      and self.d.stats())
+        self.assertEqual(st["rejected"]["malformed"], len(garbage))
+        self.assertEqual(st["rejected"]["not_a_map"], 1)
+        self.assertEqual(st["rejected"]["unknown_type"], 1)
+        self.assertEqual(st["rejected"]["bad_type"], 1)
+        entries = self.r.xrange("nousu:deadletter")
+        self.assertEqual(len(entries), len(garbage) + 3)
+        raws = {e[1][b"raw"] for e in entries}
+        self.assertIn(b"\xdd\xff\xff\xff\xff", raws)
+        self.assertIn(pack(42), raws)  # the element's own bytes, not the frame
+        for _, f in entries:
+            self.assertEqual(f[b"source"], b"ingest")
+            self.assertGreater(int(f[b"received"]), 0)
+        self.assertTrue(self.d.try_ping())
+
+    def test_oversize_and_batch_too_large(self):
+        d = self.start_daemon("small", extra=["--max_frame_bytes=4096",
+                                              "--max_batch_events=10"])
+        p = d.push()
+        t = now_ms() - 1000
+        p.send(pack([ev("ig:s", "like", t, post="x" * 100)] * 40))
+        p.send(pack([ev("ig:s", "like", t)] * 11))
+        p.send(pack([ev("ig:s", "like", t)] * 10))
+        d.wait_accepted(10)
+        st = wait_for(lambda: d.stats()["events_rejected"] >= 2 and d.stats())
+        self.assertEqual(st["rejected"]["oversize"], 1)
+        self.assertEqual(st["rejected"]["batch_too_large"], 1)
+        raw = self.r.xrange("nousu:deadletter")[0][1][b"raw"]
+        self.assertEqual(len(raw), 4096)  # cut at 4 KiB
+
+
+class Acknowledged(Case):
+    def test_ack_counts_and_errors(self):
+        t = now_ms() - 1000
+        dl = self.d.dealer()
+        batch = [ev("ig:k", "like", t, id="a"), {"creator": "ig:k"},
+                 ev("ig:k", "like", t, id="a"), ev("ig:k", "share", t)]
+        ack = self.d.request(dl, b"req-1", pack(batch))
+        self.assertEqual((ack["ok"], ack["dup"], ack["rejected"]), (2, 1, 1))
+        self.assertEqual(ack["errors"], [{"i": 1, "reason": "missing_type"}])
+        # effects are committed before the ack: visible right away
+        self.assertEqual(self.d.creator("ig:k")["engagement"], 1 + 4)
+
+    def test_request_id_replays_first_ack(self):
+        t = now_ms() - 1000
+        dl = self.d.dealer()
+        payload = pack([ev("ig:q", "like", t), ev("ig:q", "like", t)])
+        first = self.d.request(dl, b"same-id", payload)
+        again = self.d.request(dl, b"same-id", payload)
+        self.assertEqual(first, again)
+        self.assertEqual(first["ok"], 2)
+        self.assertEqual(self.d.creator("ig:q")["counts"]["like"], 2)
+        self.assertEqual(self.d.stats()["requests_replayed"], 1)
+
+    def test_frame_rejected_whole_counts_one(self):
+        dl = self.d.dealer()
+        ack = self.d.request(dl, b"r", b"\x92\x80")
+        self.assertEqual((ack["ok"], ack["dup"], ack["rejected"]), (0, 0, 1))
+        self.assertEqual(ack["errors"], [{"i": -1, "reason": "malformed"}])
+        entry = self.r.xrange("nousu:deadletter")[0][1]
+        self.assertEqual(entry[b"source"], b"ingest_ack")
+
+    def test_single_map_is_a_batch_of_one(self):
+        dl = self.d.dealer()
+        ack = self.d.request(dl, b"one", pack(ev("ig:1", "like", now_ms() - 10)))
+        self.assertEqual((ack["ok"], ack["dup"], ack["rejected"], ack["errors"]), (1, 0, 0, []))
+
+    def test_bad_envelope_is_dead_lettered(self):
+        dl = self.d.dealer()
+        dl.send_multipart([b"x" * 33, pack(ev("ig:e", "like", now_ms()))])
+        dl.send_multipart([b"only-one-frame"])
+        st = wait_for(lambda: self.d.stats()["bad_envelopes"] >= 2 and self.d.stats())
+        self.assertEqual(st["events_accepted"], 0)
+        self.assertEqual(len(self.r.xrange("nousu:deadletter")), 2)
+
+
+class Control(Case):
+    def test_errors(self):
+        self.assertEqual(self.d.control_raw(b"\xc1"), {"error": "malformed"})
+        self.assertEqual(self.d.control_raw(b"\xdd\xff\xff\xff\xff"), {"error": "malformed"})
+        self.assertEqual(self.d.control({"op": "fly"}), {"error": "unknown_op"})
+        self.assertEqual(self.d.control({"x": 1}), {"error": "missing_op"})
+        self.assertEqual(self.d.control({"op": "creator"}), {"error": "missing_creator"})
+        self.assertEqual(self.d.control({"op": "creator", "creator": "nobody"}),
+                         {"error": "unknown_creator"})
+        self.assertEqual(self.d.control({"op": "top", "n": 0}), {"error": "bad_n"})
+        self.assertEqual(self.d.control({"op": "top", "n": 1001}), {"error": "bad_n"})
+        self.assertEqual(self.d.control({"op": "top"}), {"niche": None, "creators": []})
+        st = self.d.stats()
+        for k in ("events_accepted", "events_rejected", "events_duplicate",
+                  "alerts_published", "uptime_s"):
+            self.assertIn(k, st)
+        pong = self.d.control({"op": "ping"})
+        self.assertTrue(pong["pong"])
+        self.assertTrue(pong["version"])
+
+
+class Lifecycle(Case):
+    def test_sigterm_commits_and_exits_zero(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        for i in range(200):
+            p.send(pack([ev("ig:z", "like", t, id="z%d" % i)]))
+        self.d.wait_accepted(1)
+        t0 = time.monotonic()
+        rc = self.d.stop()
+        self.assertEqual(rc, 0)
+        self.assertLess(time.monotonic() - t0, 8)
+        log = self.d.read_log()
+        self.assertIn("everything taken in is committed", log)
+        # whatever was accepted is in Redis
+        likes = int(self.r.hget("nousu:{ig:z}:m", "r1") or 0)
+        self.assertGreaterEqual(likes, 1)
+
+    def test_redis_outage_is_survived(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        p.send(pack(ev("ig:o", "like", t)))
+        self.d.wait_accepted(1)
+        self.redis.stop()
+        p.send(pack(ev("ig:o", "share", t)))
+        wait_for(lambda: self.d.stats()["redis_errors"] >= 1, what="commit failure")
+        # Restarted empty (no persistence here): the daemon reconnects,
+        # reloads its Function library and commits the batch it kept.
+        self.redis = RedisServer(self.dir, port=self.redis.port)
+        self.r = self.redis.client
+        self.d.wait_accepted(2)
+        self.assertEqual(self.d.creator("ig:o")["counts"]["share"], 1)
+        self.assertIn("reconnected", self.d.read_log())
+
+
+class Config(unittest.TestCase):
+    def run_nousud(self, *args):
+        return subprocess.run([NOUSUD, *args], capture_output=True, text=True, timeout=10)
+
+    def test_check_config_and_errors(self):
+        sample = os.path.join(os.path.dirname(__file__), "../../systemd/nousud.conf")
+        r = self.run_nousud("-c", sample, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+            f.write("# comment\nredis_port = 6379\ningset = tcp://x\n")
+        try:
+            r = self.run_nousud("-c", f.name, "--check-config")
+            self.assertNotEqual(r.returncode, 0)
+            self.assertIn(f.name, r.stderr)
+            self.assertIn(":3", r.stderr)
+            self.assertIn("ingset", r.stderr)
+        finally:
+            os.unlink(f.name)
+        r = self.run_nousud("--redis_port=70000", "--check-config")
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("redis_port", r.stderr)
+
+    def test_help_and_version(self):
+        r = self.run_nousud("--help")
+        self.assertEqual(r.returncode, 0)
+        for key in ("ingest_ack", "rising_min_velocity", "weight_mention", "dedup_horizon_s"):
+            self.assertIn(key, r.stdout)
+        r = self.run_nousud("--version")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("nousud", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main()
