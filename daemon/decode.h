@@ -42,4 +42,10 @@ void decoder_set_limits(decoder *d, const decode_limits *lim);
 int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
                  decode_item *items, size_t cap, size_t *ret_n, bool *ret_whole);
 
+/* The structural pre-scan alone, for other readers of untrusted msgpack
+ * (control.c) to run before msgpack_unpack(): 0 when data is exactly one map
+ * or array, nested at most 8 levels, whose every header fits in the bytes
+ * that follow it; -EBADMSG otherwise. No allocation. */
+int decode_prescan(const void *data, size_t len);
+
 #endif

@@ -611,6 +611,8 @@ int loop_run(loop *l) {
         take_input(l);
         if (l->b.n_units && store_connected(l->st))
             process_batch(l);
+        else if (store_connected(l->st) && store_flush(l->st) < 0)
+            l->stats.redis_errors++;
     }
     return drain(l);
 }

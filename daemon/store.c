@@ -780,3 +780,7 @@ int store_post(store *s, const board_update *boards, size_t n_boards, alert_requ
         return -EIO;
     return read_post_replies(s, n_boards, alerts, n_alerts);
 }
+
+int store_flush(store *s) {
+    return store_post(s, NULL, 0, NULL, 0, 0);
+}

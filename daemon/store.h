@@ -131,6 +131,9 @@ int store_uniques(store *s, int64_t recent, creator_summary *const *creators, si
 int store_post(store *s, const board_update *boards, size_t n_boards, alert_request *alerts,
                size_t n_alerts, size_t alerts_maxlen);
 
+/* Send the queued dead-letter entries now (when no other round trip is due). */
+int store_flush(store *s);
+
 /* Control queries. store_creator: 0 and *ret_found false when unknown. */
 int store_creator(store *s, const char *creator, int64_t recent, creator_summary *ret,
                   bool *ret_found);

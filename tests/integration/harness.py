@@ -95,12 +95,14 @@ class Daemon:
         self.log = open(os.path.join(workdir, name + ".log"), "w+")
         self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
         self.ctx = zmq.Context.instance()
+        self.sockets = []
         wait_for(lambda: self.proc.poll() is not None or self.try_ping(),
                  what="nousud ready")
         assert self.proc.poll() is None, "nousud exited: " + self.read_log()
 
     def read_log(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         with open(self.log.name) as f:
             return f.read()
 
@@ -133,12 +135,14 @@ class Daemon:
 
     def push(self):
         s = self.ctx.socket(zmq.PUSH)
+        self.sockets.append(s)
         s.setsockopt(zmq.LINGER, 2000)
         s.connect(self.ep["ingest"])
         return s
 
     def dealer(self):
         s = self.ctx.socket(zmq.DEALER)
+        self.sockets.append(s)
         s.setsockopt(zmq.LINGER, 0)
         s.connect(self.ep["ingest_ack"])
         return s
@@ -153,6 +157,7 @@ class Daemon:
 
     def sub(self, topic=b""):
         s = self.ctx.socket(zmq.SUB)
+        self.sockets.append(s)
         s.setsockopt(zmq.LINGER, 0)
         s.setsockopt(zmq.SUBSCRIBE, topic)
         s.connect(self.ep["alerts"])
@@ -163,6 +168,9 @@ class Daemon:
                         timeout, "%d events accepted" % n)
 
     def stop(self, sig=signal.SIGTERM):
+        for s in self.sockets:
+            s.close(linger=0)
+        self.sockets = []
         rc = stop_pid(self.proc, sig)
         self.log.close()
         return rc

@@ -38,9 +38,9 @@ class Ingest(Case):
     def test_out_of_order_events_land_in_their_bucket(self):
         t = now_ms() - 1000
         p = self.d.push()
-        # newest first, then an event 30 h older (baseline) and 2 h older (recent)
-        p.send(pack([ev("ig:o", "like", t, followers=3000),
-                     ev("ig:o", "share", t - 30 * HOUR),
+        # an event 30 h old (baseline), the newest, then one 2 h older (recent)
+        p.send(pack([ev("ig:o", "share", t - 30 * HOUR),
+                     ev("ig:o", "like", t, followers=3000),
                      ev("ig:o", "comment", t - 2 * HOUR)]))
         self.d.wait_accepted(3)
         c = self.d.creator("ig:o")

@@ -1,0 +1,616 @@
+/* decode.c -- frame bytes -> events + rejection reasons (SPEC §3).
+ *
+ * First stage after ingest.c: takes one ZeroMQ frame, hands store.c a slot
+ * per event. Pure: no I/O, no logging, no globals (hiredis read.c).
+ *
+ * Two passes over a frame:
+ *
+ *  1. prescan(): an iterative walk with a fixed stack of DECODE_MAX_DEPTH
+ *     counters and no allocation. It checks every header against the bytes
+ *     left (a container of n items needs >= n bytes, a map of n pairs >= 2n),
+ *     caps the nesting depth, and demands exactly one top-level object with
+ *     nothing after it. msgpack-c's C unpacker would otherwise reserve
+ *     count * sizeof(msgpack_object) for a 5-byte array32 header. The same
+ *     walk records where each top-level array element starts and ends, which
+ *     is every event's raw bytes without re-encoding.
+ *
+ *  2. Per event, msgpack_unpack() into a zone the decoder owns, validated
+ *     into a fixed struct event. msgpack-c makes str and bin objects point
+ *     into the input (template_callback_str/bin set via.str.ptr = p), so every
+ *     strref points into the caller's frame. The zone is cleared after each
+ *     event: msgpack_zone_clear() frees every chunk but the first and rewinds
+ *     it, so a normal event (< ~170 keys) never calls malloc, and one huge
+ *     event does not keep its memory after the frame.
+ *
+ * Order of checks, first hit wins:
+ *   frame:  oversize (len > max_frame_bytes), malformed (prescan),
+ *           batch_too_large (array longer than max_batch_events);
+ *   event:  not_a_map; duplicate_key (first known key seen twice, in wire
+ *           order); then per field, in SPEC table order creator, type, ts, id,
+ *           n, followers, niche, actor, post, sponsored: bad_type (wrong
+ *           msgpack type), missing_* (required and absent or nil), bad_*
+ *           (out of bounds); last, future (needs a valid ts and the clock).
+ * Any msgpack type other than the listed ones is bad_type, including for
+ * actor (str/bin of the wrong length is bad_actor). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <msgpack.h>
+
+#include "decode.h"
+
+/* Top-level array (1), event map (2), and six levels for values of unknown
+ * keys: plenty for forward compatibility, small enough to keep on the stack. */
+#define DECODE_MAX_DEPTH 8
+/* One chunk holds the msgpack_object_kv of a ~170-key event. */
+#define DECODE_ZONE_CHUNK 8192
+
+#define CREATOR_MAX 128
+#define ID_MAX 64
+#define NICHE_MAX 64
+#define ACTOR_MAX 128
+#define POST_MAX 128
+#define N_MAX 1000000
+#define FOLLOWERS_MAX 10000000000LL
+
+struct decoder {
+    decode_limits lim;
+    msgpack_zone zone;
+};
+
+decoder *decoder_new(const decode_limits *lim) {
+    decoder *d = calloc(1, sizeof *d);
+    if (!d)
+        return NULL;
+    d->lim = *lim;
+    if (!msgpack_zone_init(&d->zone, DECODE_ZONE_CHUNK)) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+void decoder_destroy(decoder **d) {
+    if (!d || !*d)
+        return;
+    msgpack_zone_destroy(&(*d)->zone);
+    free(*d);
+    *d = NULL;
+}
+
+void decoder_set_limits(decoder *d, const decode_limits *lim) { d->lim = *lim; }
+
+/* ---- pass 1: structural pre-scan -------------------------------------- */
+
+/* One msgpack header: its own size, and either a payload size (scalars,
+ * str, bin, ext) or a count of child objects (arrays: n, maps: 2n). */
+typedef struct mp_head {
+    uint64_t body;
+    uint64_t items;
+    uint32_t count; /* array elements or map pairs, as declared */
+    uint8_t hdr;
+    bool container;
+    bool array;
+} mp_head;
+
+static inline uint64_t be16(const uint8_t *p) { return (uint64_t)p[0] << 8 | p[1]; }
+
+static inline uint64_t be32(const uint8_t *p) {
+    return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+}
+
+static inline void head_scalar(mp_head *h, uint8_t hdr, uint64_t body) {
+    h->hdr = hdr;
+    h->body = body;
+    h->container = false;
+}
+
+static inline void head_container(mp_head *h, uint8_t hdr, uint64_t n, bool array) {
+    h->hdr = hdr;
+    h->count = (uint32_t)n;
+    h->items = array ? n : 2 * n;
+    h->container = true;
+    h->array = array;
+}
+
+/* Header sizes of the variable-length forms, indexed by the low bits of
+ * their byte: 8-, 16- and 32-bit lengths have 1, 2 and 4 length bytes. */
+static inline uint64_t var_len(const uint8_t *p, unsigned lenbytes) {
+    return lenbytes == 1 ? p[1] : lenbytes == 2 ? be16(p + 1) : be32(p + 1);
+}
+
+/* Parses the header at p (left > 0 bytes available). Only reads bytes of the
+ * header itself, after checking they are there. Returns 0, or -1 for a byte
+ * that is no msgpack header or a header cut short. */
+static int head_parse(const uint8_t *p, size_t left, mp_head *h) {
+    uint8_t b = p[0];
+    unsigned lb;
+
+    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        head_scalar(h, 1, 0); /* fixint, nil, bool */
+        return 0;
+    }
+    if (b <= 0x8f) {
+        head_container(h, 1, b & 0x0f, false);
+        return 0;
+    }
+    if (b <= 0x9f) {
+        head_container(h, 1, b & 0x0f, true);
+        return 0;
+    }
+    if (b <= 0xbf) {
+        head_scalar(h, 1, b & 0x1f); /* fixstr */
+        return 0;
+    }
+    switch (b) {
+    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
+        lb = 1u << (b - 0xc4);
+        if (left < 1 + lb)
+            return -1;
+        head_scalar(h, (uint8_t)(1 + lb), var_len(p, lb));
+        return 0;
+    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
+        lb = 1u << (b - 0xd9);
+        if (left < 1 + lb)
+            return -1;
+        head_scalar(h, (uint8_t)(1 + lb), var_len(p, lb));
+        return 0;
+    case 0xc7: case 0xc8: case 0xc9: { /* ext 8/16/32: length, type, data */
+        lb = 1u << (b - 0xc7);
+        if (left < 1 + lb)
+            return -1;
+        uint64_t n = var_len(p, lb);
+        /* msgpack-c computes n + 1 in 32 bits: keep it from wrapping. */
+        if (n == UINT32_MAX)
+            return -1;
+        head_scalar(h, (uint8_t)(1 + lb), n + 1);
+        return 0;
+    }
+    case 0xca: head_scalar(h, 1, 4); return 0;  /* float 32 */
+    case 0xcb: head_scalar(h, 1, 8); return 0;  /* float 64 */
+    case 0xcc: case 0xd0: head_scalar(h, 1, 1); return 0;
+    case 0xcd: case 0xd1: head_scalar(h, 1, 2); return 0;
+    case 0xce: case 0xd2: head_scalar(h, 1, 4); return 0;
+    case 0xcf: case 0xd3: head_scalar(h, 1, 8); return 0;
+    case 0xd4: head_scalar(h, 1, 2); return 0;  /* fixext 1: type + data */
+    case 0xd5: head_scalar(h, 1, 3); return 0;
+    case 0xd6: head_scalar(h, 1, 5); return 0;
+    case 0xd7: head_scalar(h, 1, 9); return 0;
+    case 0xd8: head_scalar(h, 1, 17); return 0;
+    case 0xdc: case 0xdd: /* array 16/32 */
+        lb = b == 0xdc ? 2 : 4;
+        if (left < 1 + lb)
+            return -1;
+        head_container(h, (uint8_t)(1 + lb), var_len(p, lb), true);
+        return 0;
+    case 0xde: case 0xdf: /* map 16/32 */
+        lb = b == 0xde ? 2 : 4;
+        if (left < 1 + lb)
+            return -1;
+        head_container(h, (uint8_t)(1 + lb), var_len(p, lb), false);
+        return 0;
+    default: /* 0xc1: never used */
+        return -1;
+    }
+}
+
+/* What the pre-scan learned about a frame. */
+typedef struct frame_shape {
+    bool array;   /* top level is an array (a batch), else a map */
+    size_t count; /* batch: declared elements */
+} frame_shape;
+
+/* Walks the whole frame once (see the file comment). For a batch of at most
+ * max_items elements, stores element i's bytes in items[i].ev.raw; larger
+ * batches are still walked so that malformed wins over batch_too_large.
+ * Returns 0, or -1 when the frame is malformed. */
+static int prescan(const uint8_t *p, size_t len, decode_item *items, size_t max_items,
+                   frame_shape *ret) {
+    uint64_t left[DECODE_MAX_DEPTH]; /* children still expected per open container */
+    unsigned depth = 0;
+    size_t pos = 0, elem = 0, elem_start = 0;
+    frame_shape shape = {0};
+    bool record = false;
+
+    for (;;) {
+        mp_head h;
+        if (pos >= len || head_parse(p + pos, len - pos, &h) < 0)
+            return -1;
+        if (depth == 1 && shape.array)
+            elem_start = pos;
+        pos += h.hdr;
+        if (h.container) {
+            /* Every child takes at least one byte: no count may exceed what is left. */
+            if (depth >= DECODE_MAX_DEPTH || h.items > len - pos)
+                return -1;
+            if (depth == 0) {
+                shape.array = h.array;
+                shape.count = h.count;
+                record = h.array && h.count <= max_items;
+            }
+            if (h.items > 0) {
+                left[depth++] = h.items;
+                continue;
+            }
+        } else {
+            if (depth == 0 || h.body > len - pos)
+                return -1; /* a top-level scalar is no event */
+            pos += h.body;
+        }
+        /* One object is complete: count it against its parent, closing every
+         * container it fills. */
+        for (;;) {
+            if (depth == 0)
+                goto done;
+            if (depth == 1 && record && elem < max_items) {
+                items[elem].ev.raw.ptr = (const char *)p + elem_start;
+                items[elem].ev.raw.len = (uint32_t)(pos - elem_start);
+                elem++;
+            }
+            if (--left[depth - 1] > 0)
+                break;
+            depth--;
+        }
+    }
+done:
+    if (pos != len)
+        return -1; /* trailing bytes */
+    *ret = shape;
+    return 0;
+}
+
+int decode_prescan(const void *data, size_t len) {
+    frame_shape shape;
+    return prescan(data, len, NULL, 0, &shape) < 0 ? -EBADMSG : 0;
+}
+
+/* ---- pass 2: one event ------------------------------------------------ */
+
+enum {
+    K_CREATOR, K_TYPE, K_TS, K_ID, K_N, K_FOLLOWERS, K_NICHE, K_ACTOR, K_POST,
+    K_SPONSORED, K__COUNT
+};
+
+/* Known key for a msgpack str, or -1. Switch on length, then compare. */
+static int key_index(const char *s, uint32_t n) {
+    switch (n) {
+    case 1: return s[0] == 'n' ? K_N : -1;
+    case 2:
+        if (memcmp(s, "ts", 2) == 0) return K_TS;
+        if (memcmp(s, "id", 2) == 0) return K_ID;
+        return -1;
+    case 4:
+        if (memcmp(s, "type", 4) == 0) return K_TYPE;
+        if (memcmp(s, "post", 4) == 0) return K_POST;
+        return -1;
+    case 5:
+        if (memcmp(s, "niche", 5) == 0) return K_NICHE;
+        if (memcmp(s, "actor", 5) == 0) return K_ACTOR;
+        return -1;
+    case 7: return memcmp(s, "creator", 7) == 0 ? K_CREATOR : -1;
+    case 9:
+        if (memcmp(s, "followers", 9) == 0) return K_FOLLOWERS;
+        if (memcmp(s, "sponsored", 9) == 0) return K_SPONSORED;
+        return -1;
+    default: return -1;
+    }
+}
+
+/* Event type for its wire name, or -1; same switch-then-compare shape. */
+static int type_index(const char *s, uint32_t n) {
+    switch (n) {
+    case 4:
+        if (memcmp(s, "view", 4) == 0) return EV_VIEW;
+        if (memcmp(s, "like", 4) == 0) return EV_LIKE;
+        if (memcmp(s, "save", 4) == 0) return EV_SAVE;
+        if (memcmp(s, "post", 4) == 0) return EV_POST;
+        return -1;
+    case 5: return memcmp(s, "share", 5) == 0 ? EV_SHARE : -1;
+    case 6: return memcmp(s, "follow", 6) == 0 ? EV_FOLLOW : -1;
+    case 7:
+        if (memcmp(s, "comment", 7) == 0) return EV_COMMENT;
+        if (memcmp(s, "mention", 7) == 0) return EV_MENTION;
+        return -1;
+    case 8: return memcmp(s, "unfollow", 8) == 0 ? EV_UNFOLLOW : -1;
+    default: return -1;
+    }
+}
+
+static inline bool absent(const msgpack_object *o) {
+    return !o || o->type == MSGPACK_OBJECT_NIL;
+}
+
+static inline bool cont(uint8_t c) { return (c & 0xc0) == 0x80; }
+
+/* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF) with no
+ * control character: C0, DEL, or C1 (U+0080..U+009F, encoded C2 80..C2 9F). */
+static bool creator_text_ok(const uint8_t *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c < 0x80) {
+            if (c < 0x20 || c == 0x7f)
+                return false;
+            i++;
+        } else if (c < 0xc2) { /* stray continuation, or overlong C0/C1 lead */
+            return false;
+        } else if (c < 0xe0) {
+            if (n - i < 2 || !cont(s[i + 1]) || (c == 0xc2 && s[i + 1] < 0xa0))
+                return false;
+            i += 2;
+        } else if (c < 0xf0) {
+            if (n - i < 3 || !cont(s[i + 1]) || !cont(s[i + 2]))
+                return false;
+            if ((c == 0xe0 && s[i + 1] < 0xa0) || (c == 0xed && s[i + 1] >= 0xa0))
+                return false; /* overlong, surrogate */
+            i += 3;
+        } else if (c < 0xf5) {
+            if (n - i < 4 || !cont(s[i + 1]) || !cont(s[i + 2]) || !cont(s[i + 3]))
+                return false;
+            if ((c == 0xf0 && s[i + 1] < 0x90) || (c == 0xf4 && s[i + 1] >= 0x90))
+                return false; /* overlong, past U+10FFFF */
+            i += 4;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool niche_text_ok(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* A string field (str or bin, the same bytes) of 1..max bytes into *ref.
+ * Absent or nil leaves *ref empty. */
+static reject_reason field_bytes(const msgpack_object *o, uint32_t max, reject_reason bad,
+                                 strref *ref) {
+    const char *ptr;
+    uint32_t n;
+
+    if (absent(o))
+        return REJECT_NONE;
+    if (o->type == MSGPACK_OBJECT_STR) {
+        ptr = o->via.str.ptr;
+        n = o->via.str.size;
+    } else if (o->type == MSGPACK_OBJECT_BIN) {
+        ptr = o->via.bin.ptr;
+        n = o->via.bin.size;
+    } else {
+        return REJECT_BAD_TYPE;
+    }
+    if (n == 0 || n > max)
+        return bad;
+    ref->ptr = ptr;
+    ref->len = n;
+    return REJECT_NONE;
+}
+
+/* An int field within lo..hi (hi >= 0) into *v; absent or nil leaves *v.
+ * Both msgpack int families are compared without wrapping. */
+static reject_reason field_int(const msgpack_object *o, int64_t lo, int64_t hi,
+                               reject_reason bad, int64_t *v) {
+    int64_t x;
+
+    if (absent(o))
+        return REJECT_NONE;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        if (o->via.u64 > (uint64_t)hi)
+            return bad;
+        x = (int64_t)o->via.u64;
+    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        x = o->via.i64;
+    } else {
+        return REJECT_BAD_TYPE;
+    }
+    if (x < lo || x > hi)
+        return bad;
+    *v = x;
+    return REJECT_NONE;
+}
+
+/* Decimal of an int actor into out (NUL-terminated); returns its length. */
+static uint32_t format_int(char out[24], bool neg, uint64_t mag) {
+    char tmp[20];
+    uint32_t n = 0, k = 0;
+    do {
+        tmp[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+    } while (mag);
+    if (neg)
+        out[k++] = '-';
+    while (n)
+        out[k++] = tmp[--n];
+    out[k] = '\0';
+    return k;
+}
+
+/* actor: str/bin 1..128 bytes, or any int (as its decimal, SPEC §3). */
+static reject_reason field_actor(const msgpack_object *o, event *ev) {
+    if (absent(o))
+        return REJECT_NONE;
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        ev->actor.ptr = NULL;
+        ev->actor.len = format_int(ev->actor_num, false, o->via.u64);
+        return REJECT_NONE;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        ev->actor.ptr = NULL;
+        /* Negate in unsigned arithmetic: INT64_MIN has no int64 opposite. */
+        ev->actor.len = format_int(ev->actor_num, true, 0 - (uint64_t)o->via.i64);
+        return REJECT_NONE;
+    }
+    return field_bytes(o, ACTOR_MAX, REJECT_BAD_ACTOR, &ev->actor);
+}
+
+static reject_reason field_creator(const msgpack_object *o, event *ev) {
+    if (absent(o))
+        return REJECT_MISSING_CREATOR;
+    reject_reason r = field_bytes(o, CREATOR_MAX, REJECT_BAD_CREATOR, &ev->creator);
+    if (r)
+        return r;
+    if (!creator_text_ok((const uint8_t *)ev->creator.ptr, ev->creator.len))
+        return REJECT_BAD_CREATOR;
+    return REJECT_NONE;
+}
+
+static reject_reason field_type(const msgpack_object *o, event *ev) {
+    strref s = {0};
+    if (absent(o))
+        return REJECT_MISSING_TYPE;
+    /* Longer than any type name: unknown_type rather than a length error. */
+    reject_reason r = field_bytes(o, UINT32_MAX, REJECT_UNKNOWN_TYPE, &s);
+    if (r)
+        return r;
+    int t = type_index(s.ptr, s.len);
+    if (t < 0)
+        return REJECT_UNKNOWN_TYPE;
+    ev->type = (event_type)t;
+    return REJECT_NONE;
+}
+
+static reject_reason field_niche(const msgpack_object *o, event *ev) {
+    reject_reason r = field_bytes(o, NICHE_MAX, REJECT_BAD_NICHE, &ev->niche);
+    if (r)
+        return r;
+    if (ev->niche.len && !niche_text_ok((const uint8_t *)ev->niche.ptr, ev->niche.len))
+        return REJECT_BAD_NICHE;
+    return REJECT_NONE;
+}
+
+static reject_reason field_sponsored(const msgpack_object *o, event *ev) {
+    if (absent(o))
+        return REJECT_NONE;
+    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+        return REJECT_BAD_TYPE;
+    ev->sponsored = o->via.boolean ? 1 : 0;
+    return REJECT_NONE;
+}
+
+/* ts beyond now_ms + future_ms, without overflowing near INT64_MAX. */
+static bool in_future(int64_t ts, int64_t now_ms, int64_t future_ms) {
+    int64_t limit;
+    if (__builtin_add_overflow(now_ms, future_ms, &limit))
+        return future_ms < 0; /* limit past either end of int64 */
+    return ts > limit;
+}
+
+/* Validates one unpacked map into *ev (see the file comment for the order). */
+static reject_reason event_from_map(const msgpack_object_map *m, int64_t now_ms,
+                                    int64_t future_ms, event *ev) {
+    const msgpack_object *v[K__COUNT] = {0};
+    reject_reason r;
+
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *key = &m->ptr[i].key;
+        if (key->type != MSGPACK_OBJECT_STR)
+            continue; /* forward compatibility: not ours */
+        int k = key_index(key->via.str.ptr, key->via.str.size);
+        if (k < 0)
+            continue;
+        if (v[k])
+            return REJECT_DUPLICATE_KEY;
+        v[k] = &m->ptr[i].val;
+    }
+
+    if ((r = field_creator(v[K_CREATOR], ev)) || (r = field_type(v[K_TYPE], ev)))
+        return r;
+    if (absent(v[K_TS]))
+        return REJECT_MISSING_TS;
+    if ((r = field_int(v[K_TS], 1, INT64_MAX, REJECT_BAD_TS, &ev->ts)) ||
+        (r = field_bytes(v[K_ID], ID_MAX, REJECT_BAD_ID, &ev->id)) ||
+        (r = field_int(v[K_N], 1, N_MAX, REJECT_BAD_N, &ev->n)) ||
+        (r = field_int(v[K_FOLLOWERS], 0, FOLLOWERS_MAX, REJECT_BAD_FOLLOWERS,
+                       &ev->followers)) ||
+        (r = field_niche(v[K_NICHE], ev)) || (r = field_actor(v[K_ACTOR], ev)) ||
+        (r = field_bytes(v[K_POST], POST_MAX, REJECT_BAD_POST, &ev->post)) ||
+        (r = field_sponsored(v[K_SPONSORED], ev)))
+        return r;
+    if (in_future(ev->ts, now_ms, future_ms))
+        return REJECT_FUTURE;
+    return REJECT_NONE;
+}
+
+static inline bool is_map_head(uint8_t b) {
+    return (b >= 0x80 && b <= 0x8f) || b == 0xde || b == 0xdf;
+}
+
+static inline void event_reset(event *ev, const uint8_t *raw, size_t len) {
+    *ev = (event){
+        .raw = {(const char *)raw, (uint32_t)len}, .n = 1, .followers = -1, .sponsored = -1,
+    };
+}
+
+/* Decodes the event at base[start, end), already vetted by prescan(), into
+ * *item. Returns 0, or -ENOMEM when msgpack-c fails: after the pre-scan
+ * accepted these bytes, running out of zone memory is all that is left. */
+static int decode_unit(decoder *d, const uint8_t *base, size_t start, size_t end,
+                       int64_t now_ms, decode_item *item) {
+    msgpack_object obj;
+    size_t off = start;
+
+    event_reset(&item->ev, base + start, end - start);
+    if (!is_map_head(base[start])) {
+        item->reason = REJECT_NOT_A_MAP;
+        return 0;
+    }
+    msgpack_unpack_return ur = msgpack_unpack((const char *)base, end, &off, &d->zone, &obj);
+    int rc = 0;
+    if (ur != MSGPACK_UNPACK_SUCCESS || off != end || obj.type != MSGPACK_OBJECT_MAP)
+        rc = -ENOMEM;
+    else
+        item->reason = event_from_map(&obj.via.map, now_ms, d->lim.future_ms, &item->ev);
+    /* Strings live in the frame, not the zone: the zone can go right away. */
+    msgpack_zone_clear(&d->zone);
+    return rc;
+}
+
+/* ---- frames ----------------------------------------------------------- */
+
+static int frame_reject(reject_reason why, const void *data, size_t len, decode_item *items,
+                        size_t *ret_n, bool *ret_whole) {
+    items[0].reason = why;
+    event_reset(&items[0].ev, data, len);
+    *ret_n = 1;
+    *ret_whole = true;
+    return 0;
+}
+
+int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
+                 decode_item *items, size_t cap, size_t *ret_n, bool *ret_whole) {
+    const uint8_t *p = data;
+    size_t max_items = d->lim.max_batch_events < cap ? d->lim.max_batch_events : cap;
+    frame_shape shape;
+    size_t n;
+
+    if (cap == 0)
+        return -EINVAL;
+    /* strref lengths are 32-bit: larger frames are oversize whatever the limit. */
+    if (len > d->lim.max_frame_bytes || len > UINT32_MAX)
+        return frame_reject(REJECT_OVERSIZE, data, len, items, ret_n, ret_whole);
+    if (prescan(p, len, items, max_items, &shape) < 0)
+        return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
+
+    if (!shape.array) {
+        if (decode_unit(d, p, 0, len, now_ms, &items[0]) < 0)
+            return -ENOMEM;
+        n = 1;
+    } else {
+        if (shape.count > max_items)
+            return frame_reject(REJECT_BATCH_TOO_LARGE, data, len, items, ret_n, ret_whole);
+        for (n = 0; n < shape.count; n++) {
+            size_t start = (size_t)((const uint8_t *)items[n].ev.raw.ptr - p);
+            if (decode_unit(d, p, start, start + items[n].ev.raw.len, now_ms, &items[n]) < 0)
+                return -ENOMEM;
+        }
+    }
+    *ret_n = n;
+    *ret_whole = false;
+    return 0;
+}
