@@ -114,8 +114,8 @@ static inline void head_container(mp_head *h, uint8_t hdr, uint64_t n, bool arra
     h->array = array;
 }
 
-/* Header sizes of the variable-length forms, indexed by the low bits of
- * their byte: 8-, 16- and 32-bit lengths have 1, 2 and 4 length bytes. */
+/* The big-endian length or count of lenbytes (1, 2 or 4) bytes after a
+ * header's type byte. */
 static inline uint64_t var_len(const uint8_t *p, unsigned lenbytes) {
     return lenbytes == 1 ? p[1] : lenbytes == 2 ? be16(p + 1) : be32(p + 1);
 }

@@ -37,8 +37,10 @@ void decoder_set_limits(decoder *d, const decode_limits *lim);
  * stores their count in *ret_n: one per event of the frame (0 for an empty
  * batch), or exactly one with a frame reason (malformed, oversize,
  * batch_too_large) and ev.raw = the whole frame when the frame is rejected
- * whole; *ret_whole tells which. Item strings point into data, which must
- * outlive them. Returns 0, or -ENOMEM (then nothing is written). */
+ * whole; *ret_whole tells which. A batch longer than cap is batch_too_large
+ * too, should a caller break the rule above. Item strings point into data,
+ * which must outlive them. Returns 0, -ENOMEM, or -EINVAL when cap is 0; on
+ * error *ret_n and *ret_whole are untouched and items[] is meaningless. */
 int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
                  decode_item *items, size_t cap, size_t *ret_n, bool *ret_whole);
 
