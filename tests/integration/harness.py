@@ -195,11 +195,20 @@ class Case(unittest.TestCase):
         return d
 
     def tearDown(self):
+        problems = []
         for d in self.daemons:
             if d.proc.poll() is None:
-                d.stop()
+                rc = d.stop()
+                if rc != 0:
+                    problems.append("%s exited %d" % (d.log.name, rc))
+            log = d.read_log()
+            # ASan/UBSan builds: any report fails the test that caused it.
+            if "Sanitizer" in log or "runtime error:" in log:
+                problems.append(log[-4000:])
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
+        if problems:
+            self.fail("\n".join(problems))
 
 
 def now_ms():
