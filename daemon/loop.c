@@ -11,6 +11,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -44,6 +45,8 @@ struct loop {
     int sigfd;
     batch b;
     bool b_accounted; /* its rejections were counted and dead-lettered */
+    char instance[17];    /* random, names this process's commits */
+    uint64_t commit_seq;  /* the batch in hand is commit <instance>:<commit_seq> */
     commit_result res;
     stats stats;
     detect_params dp;
@@ -139,6 +142,15 @@ static char *read_secret(const char *path) {
     return s;
 }
 
+/* 64 random bits in hex: commit ids of different daemons never meet. */
+static int instance_id(char out[17]) {
+    uint64_t r;
+    if (getrandom(&r, sizeof r, 0) != sizeof r)
+        return -EIO;
+    snprintf(out, 17, "%016llx", (unsigned long long)r);
+    return 0;
+}
+
 static store *open_store(const config *c) {
     char *password = read_secret(c->redis_password_file);
     if (!password)
@@ -190,6 +202,8 @@ loop *loop_new(const config *cfg, int argc, char **argv) {
     log_notice("redis: connected to %s:%lld db %lld, functions loaded", cfg->redis_host,
                (long long)cfg->redis_port, (long long)cfg->redis_db);
     l->stats.started_ms = wall_ms();
+    if (instance_id(l->instance) < 0)
+        goto fail;
     return l;
 fail:
     loop_destroy(&l);
@@ -424,7 +438,9 @@ out:
 static int process_batch(loop *l) {
     account_batch(l);
     commit_params p = commit_params_now(l);
-    if (store_commit(l->st, &l->b, &p, &l->res) < 0) {
+    char id[48];
+    snprintf(id, sizeof id, "%s:%llu", l->instance, (unsigned long long)l->commit_seq);
+    if (store_commit(l->st, &l->b, &p, id, &l->res) < 0) {
         l->stats.redis_errors++;
         return -EIO;
     }
@@ -435,6 +451,7 @@ static int process_batch(loop *l) {
     commit_result_clear(&l->res);
     ingest_release(l->in, &l->b);
     l->b_accounted = false;
+    l->commit_seq++;
     return 0;
 }
 

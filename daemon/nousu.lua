@@ -14,6 +14,7 @@
 --   P{c}:e        hash   h -> E for the baseline buckets
 --   P{c}:ids      zset   64-bit hashes of event ids -> wall ms first seen
 --   P:req:<rid>   string the ack given for request rid
+--   P:commit:<id> string reply of a recent commit, for its retries (10 min)
 --   P:seq         string alert sequence counter
 --   P:alerts / P:deadletter   streams
 --   P:top / P:top:<niche>     zsets: leaderboards by z
@@ -23,6 +24,8 @@
 -- the integers involved (< 2^53).
 
 local NTYPES = 9
+-- how long a commit's reply is kept for a retry of that same commit
+local COMMIT_TTL_S = 600
 local INTERACTION = { [1] = true, [2] = true, [3] = true, [4] = true, [5] = true }
 
 local function S(x)
@@ -274,7 +277,8 @@ end
 -- nousu_commit: apply every unit (a PULL frame or an acknowledged request)
 -- read in one loop iteration.
 --
--- ARGV[1] = msgpack [cfg, units]
+-- ARGV[1] = msgpack [cfg, units]; ARGV[2] = commit id (unique per batch,
+--   the same on every retry of that batch)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
 --            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9]]
 --   unit  = [rid or nil, total, pre_errors [[i, reason]...], events]
@@ -323,6 +327,12 @@ end
 local function commit(keys, args)
   local req = cmsgpack.unpack(args[1])
   local cfg = parse_cfg(req[1])
+  -- A retried commit (its reply was lost) is answered, not applied again.
+  local ckey = args[2] and (cfg.prefix .. 'commit:' .. args[2])
+  if ckey then
+    local done = redis.call('GET', ckey)
+    if done then return done end
+  end
   local creators, order, out = {}, {}, {}
   for _, unit in ipairs(req[2]) do
     local rid = unit[1]
@@ -345,7 +355,9 @@ local function commit(keys, args)
     st:flush()
     summaries[#summaries + 1] = st:summary()
   end
-  return cmsgpack.pack({ out, summaries })
+  local reply = cmsgpack.pack({ out, summaries })
+  if ckey then redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S) end
+  return reply
 end
 
 ----------------------------------------------------------------------------

@@ -508,7 +508,8 @@ static redisReply *round_trip_one(store *s, int argc, const char **argv, const s
     return r;
 }
 
-int store_commit(store *s, const batch *b, const commit_params *p, commit_result *ret) {
+int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
+                 commit_result *ret) {
     commit_result_clear(ret);
     msgpack_sbuffer_clear(&s->sb);
     msgpack_pack_array(&s->pk, 2);
@@ -516,9 +517,9 @@ int store_commit(store *s, const batch *b, const commit_params *p, commit_result
     msgpack_pack_array(&s->pk, b->n_units);
     for (size_t i = 0; i < b->n_units; i++)
         pack_unit(&s->pk, b, &b->units[i]);
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data};
-    size_t lens[] = {5, 12, 1, s->sb.size};
-    redisReply *r = round_trip_one(s, 4, argv, lens);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id};
+    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id)};
+    redisReply *r = round_trip_one(s, 5, argv, lens);
     if (!r)
         return -EIO;
     int rc = -EBADMSG;

@@ -119,8 +119,11 @@ uint64_t store_round_trips(const store *s);
 int store_deadletter(store *s, const char *reason, batch_source src, int64_t received_ms,
                      const void *raw, size_t raw_len);
 
-/* Commit every unit of b atomically. Fills ret (cleared first). */
-int store_commit(store *s, const batch *b, const commit_params *p, commit_result *ret);
+/* Commit every unit of b atomically. Fills ret (cleared first). commit_id
+ * names the batch: a retry with the same id after a lost reply gets the
+ * first reply and applies nothing twice. */
+int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
+                 commit_result *ret);
 
 /* unique engagers over the recent window (a PFCOUNT union) for each creator. */
 int store_uniques(store *s, int64_t recent, creator_summary *const *creators, size_t n,

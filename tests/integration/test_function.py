@@ -1,0 +1,151 @@
+"""The Redis Function library (daemon/nousu.lua) on a real redis-server,
+called directly: commit retries, window sums against hand calculations,
+alert cooldowns and seq, leaderboard staleness."""
+import os
+import shutil
+import tempfile
+import unittest
+
+import msgpack
+
+from harness import RedisServer, now_ms
+
+LUA = os.path.join(os.path.dirname(__file__), "../../daemon/nousu.lua")
+HOUR = 3600 * 1000
+DAY = 24 * HOUR
+WEIGHTS = [0, 1, 3, 4, 4, 5, 0, 0, 0]
+LIKE, COMMENT, SHARE = 1, 2, 3
+
+
+def pk(obj):
+    # cmsgpack reads msgpack str, not bin: pack bytes as str like store.c does
+    return msgpack.packb(obj, use_bin_type=False)
+
+
+def up(b):
+    return msgpack.unpackb(b, raw=True, strict_map_key=False)
+
+
+class Function(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="nousu-fn-")
+        self.redis = RedisServer(self.dir)
+        self.r = self.redis.client
+        with open(LUA, "rb") as f:
+            self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+        self.wall = now_ms()
+
+    def tearDown(self):
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cfg(self):
+        return ["nousu:", self.wall, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600, WEIGHTS]
+
+    def commit(self, units, commit_id=None):
+        args = [pk([self.cfg(), units])] + ([commit_id] if commit_id else [])
+        out = up(self.r.execute_command("FCALL", "nousu_commit", 0, *args))
+        return out[0], {c[0].decode(): c for c in out[1]}
+
+    @staticmethod
+    def ev(i, creator, t, ts, n=1, idh=None, actor=None, fol=None, niche=None):
+        return [i, creator, t, ts, n, idh, actor, None, fol, niche]
+
+    def test_retried_commit_is_not_applied_twice(self):
+        t = self.wall - 1000
+        unit = [None, 1, [], [self.ev(0, "c", LIKE, t, n=5)]]
+        self.commit([unit], "inst:1")
+        self.commit([unit], "inst:1")  # the reply was lost: same id
+        self.assertEqual(self.r.hget("nousu:{c}:m", "r1"), b"5")
+        self.commit([unit], "inst:2")  # a new batch is applied
+        self.assertEqual(self.r.hget("nousu:{c}:m", "r1"), b"10")
+
+    def test_window_sums_by_hand(self):
+        now = (self.wall // HOUR) * HOUR + 30 * 60 * 1000  # half past an hour
+        evs = [
+            self.ev(0, "w", COMMENT, now - 9 * DAY),          # before the baseline: 0
+            self.ev(1, "w", SHARE, now - 5 * DAY, fol=3000),  # baseline: 4
+            self.ev(2, "w", LIKE, now - 2 * DAY, n=10),       # baseline: 10
+            self.ev(3, "w", LIKE, now - 23 * HOUR, n=7),      # recent: 7
+            self.ev(4, "w", COMMENT, now, actor="a"),         # recent: 3
+        ]
+        _, cs = self.commit([[None, 5, [], evs]])
+        c = cs["w"]
+        now_, first, fol = c[1], c[2], c[3]
+        e_recent, e_hist, counts, ia = c[9], c[10], c[11], c[12]
+        self.assertEqual((now_, first, fol), (now, now - 9 * DAY, 3000))
+        self.assertEqual(e_recent, 10)
+        self.assertEqual(e_hist, 14)
+        self.assertEqual(counts[LIKE], 7)
+        self.assertEqual(counts[COMMENT], 1)
+        self.assertEqual(ia, 1)
+        # one more hour later, the like of 23 h ago moves to the baseline
+        _, cs = self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 2 * HOUR)]]])
+        c = cs["w"]
+        self.assertEqual((c[9], c[10]), (3 + 1, 14 + 7))
+        # eight days later everything has left both windows
+        _, cs = self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 9 * DAY)]]])
+        c = cs["w"]
+        self.assertEqual((c[9], c[10]), (1, 0))
+        self.assertEqual(self.r.hlen("nousu:{w}:e"), 0)
+        buckets = list(self.r.scan_iter("nousu:{w}:b:*"))
+        self.assertEqual(len(buckets), 1)
+
+    def test_too_old_dedup_and_request_replay(self):
+        t = self.wall - 1000
+        unit = [b"rid", 4, [[3, "bad_ts"]], [
+            self.ev(0, "d", LIKE, t, idh=b"\x01" * 8),
+            self.ev(1, "d", LIKE, t, idh=b"\x01" * 8),
+            self.ev(2, "d", LIKE, t - 25 * HOUR)]]
+        out, _ = self.commit([unit])
+        status, ok, dup, late, ack = out[0]
+        self.assertEqual((status, ok, dup, late), (0, 1, 1, [2]))
+        ack = msgpack.unpackb(ack, raw=False)
+        self.assertEqual((ack["ok"], ack["dup"], ack["rejected"]), (1, 1, 2))
+        self.assertEqual(ack["errors"], [{"i": 2, "reason": "too_old"},
+                                         {"i": 3, "reason": "bad_ts"}])
+        out2, _ = self.commit([unit])
+        self.assertEqual(out2[0][0], 1)
+        self.assertEqual(out2[0][4], out[0][4])
+        self.assertEqual(self.r.hget("nousu:{d}:m", "r1"), b"1")
+
+    def alert(self, creator, kind_i, kind, ts):
+        a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",
+                b"\x81\xa3seq", b"", None])
+        return up(self.r.execute_command("FCALL", "nousu_alert", 0, a))
+
+    def test_alert_cooldown_and_seq(self):
+        t = self.wall
+        self.assertEqual(self.alert("a", 0, "rising", t)[0], 1)
+        self.assertEqual(self.alert("a", 0, "rising", t + DAY - 1), [0])
+        self.assertEqual(self.alert("a", 1, "suspicious", t)[0], 2)
+        self.assertEqual(self.alert("b", 0, "rising", t)[0], 3)
+        self.assertEqual(self.alert("a", 0, "rising", t + DAY)[0], 4)
+        ids = [sid for sid, _ in self.r.xrange("nousu:alerts")]
+        self.assertEqual(ids, [b"1-0", b"2-0", b"3-0", b"4-0"])
+        # msg is head .. msgpack(seq) .. tail
+        self.assertEqual(msgpack.unpackb(self.r.xrange("nousu:alerts")[3][1][b"msg"]), {"seq": 4})
+        # a lost counter never makes seq go backwards
+        self.r.delete("nousu:seq")
+        self.assertEqual(self.alert("c", 0, "rising", t)[0], 5)
+
+    def test_top_drops_stale_members(self):
+        t = self.wall - 1000
+        self.commit([[None, 2, [], [self.ev(0, "old", LIKE, t - 2 * DAY + 1, niche="k"),
+                                     self.ev(1, "new", LIKE, t - 2 * DAY + 1, niche="k")]]])
+        b = pk(["nousu:", [["old", "k", 1, 9.0, 5.0], ["new", "k", 1, 5.0, 4.0]]])
+        self.r.execute_command("FCALL", "nousu_board", 0, b)
+        top = up(self.r.execute_command("FCALL", "nousu_top", 0, "nousu:", "k", 10, DAY))
+        self.assertEqual([e[0] for e in top], [b"old", b"new"])
+        # only "new" moves on by two days: "old" had no event for 24 h
+        self.commit([[None, 1, [], [self.ev(0, "new", LIKE, t)]]])
+        top = up(self.r.execute_command("FCALL", "nousu_top", 0, "nousu:", "k", 10, DAY))
+        self.assertEqual([e[0] for e in top], [b"new"])
+        # a velocity drop takes it off
+        b = pk(["nousu:", [["new", "k", 0, 1.0, 1.0]]])
+        self.r.execute_command("FCALL", "nousu_board", 0, b)
+        self.assertEqual(up(self.r.execute_command("FCALL", "nousu_top", 0, "nousu:", "", 10, DAY)), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
