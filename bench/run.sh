@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# run.sh -- run nousu-bench against a fresh nousud and a throwaway Redis.
+#
+# Usage: bench/run.sh [BUILD_DIR] [-- nousu-bench options...]
+#   BUILD_DIR  a build tree holding nousud and bench/nousu-bench
+#              (default: build-bench next to bench/; build it with
+#               cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=RelWithDebInfo &&
+#               make -C build-bench -j2)
+#   e.g. bench/run.sh build-bench -- --events=200000 --risers=20
+# Environment: NOUSUD_ARGS  extra --key=value settings for nousud
+#              KEEP=1       keep the temp dir (logs) instead of removing it
+#
+# Starts redis-server on a free 127.0.0.1 port in a mktemp dir (no
+# persistence) and nousud with ipc:// endpoints in the same dir, runs the
+# bench, then stops both by PID and removes the dir. Every wait has a deadline.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+build=$here/../build-bench
+if [[ $# -gt 0 && $1 != -- ]]; then build=$1; shift; fi
+[[ ${1:-} == -- ]] && shift
+build=$(cd "$build" && pwd)
+nousud=$build/nousud
+bench=$build/bench/nousu-bench
+for f in "$nousud" "$bench"; do
+    [[ -x $f ]] || { echo "run.sh: $f not found; build first (see the top of $0)" >&2; exit 2; }
+done
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/nousu-bench.XXXXXX")
+redis_pid= nousud_pid=
+
+stop() { # stop PID [seconds]: TERM, then KILL after the grace period
+    local pid=$1 grace=${2:-10} i
+    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for ((i = 0; i < grace * 10; i++)); do
+        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
+        sleep 0.1
+    done
+    echo "run.sh: pid $pid did not stop in ${grace}s, killing it" >&2
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local rc=$?
+    stop "$nousud_pid"
+    stop "$redis_pid"
+    if [[ $rc -ne 0 && -f $dir/nousud.log ]]; then
+        echo "run.sh: exit $rc; last lines of the nousud log:" >&2
+        tail -n 20 "$dir/nousud.log" >&2
+    fi
+    if [[ ${KEEP:-0} == 1 ]]; then
+        echo "run.sh: kept $dir" >&2
+    else
+        rm -rf "$dir"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A free port: random candidates, skipping any that answers; the start itself
+# is the real test (bind fails if someone took it meanwhile), so retry that.
+for attempt in 1 2 3 4 5 6 7 8; do
+    port=$((20000 + RANDOM % 40000))
+    port_in_use "$port" && continue
+    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+        --daemonize no --logfile "$dir/redis.log" &
+    redis_pid=$!
+    for ((i = 0; i < 100; i++)); do # 10 s
+        kill -0 "$redis_pid" 2>/dev/null || break
+        redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG && break 2
+        sleep 0.1
+    done
+    stop "$redis_pid" 2
+    redis_pid=
+done
+[[ -n $redis_pid ]] || { echo "run.sh: could not start redis-server" >&2; exit 1; }
+
+ep() { echo "ipc://$dir/$1.sock"; }
+# shellcheck disable=SC2086
+"$nousud" --redis_port="$port" --metrics= --log_level=info \
+    --ingest="$(ep ingest)" --ingest_ack="$(ep ingest_ack)" \
+    --alerts="$(ep alerts)" --control="$(ep control)" ${NOUSUD_ARGS:-} \
+    >"$dir/nousud.log" 2>&1 &
+nousud_pid=$!
+for ((i = 0; i < 100; i++)); do # 10 s for the control socket to appear
+    kill -0 "$nousud_pid" 2>/dev/null || { echo "run.sh: nousud exited:" >&2; cat "$dir/nousud.log" >&2; exit 1; }
+    [[ -S $dir/control.sock ]] && break
+    sleep 0.1
+done
+
+echo "run.sh: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (pid $redis_pid), nousud pid $nousud_pid, dir $dir"
+rc=0
+"$bench" --redis-port="$port" --daemon-pid="$nousud_pid" \
+    --ingest="$(ep ingest)" --alerts="$(ep alerts)" --control="$(ep control)" \
+    --naive-endpoint="$(ep bench-naive)" "$@" || rc=$?
+
+# What the daemon said about the load: warnings and errors, counted.
+if grep -qE '^<[0-4]>' "$dir/nousud.log"; then
+    echo "nousud log: $(grep -cE '^<[0-4]>' "$dir/nousud.log") warning/error lines, the first:"
+    grep -E '^<[0-4]>' "$dir/nousud.log" | head -n 5 | sed 's/^/  /'
+else
+    echo "nousud log: no warnings or errors ($(wc -l <"$dir/nousud.log") lines)"
+fi
+exit "$rc"
