@@ -31,6 +31,7 @@
 #define BACKOFF_MAX_MS 5000
 #define SHUTDOWN_GRACE_MS 5000
 #define CONTROL_PER_ITERATION 64
+#define MAX_CHECKPOINTS 4 /* per creator per commit */
 
 struct loop {
     config cfg;
@@ -101,7 +102,8 @@ static commit_params commit_params_now(const loop *l) {
         /* Every key of a creator outlives its windows, in wall-clock time,
          * with margin for late events and slow replays. */
         .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
-        .micro_max = c->tier_micro_max,
+        .micro_max = c->tier_micro_max, .det = l->dp, .cooldown_ms = c->cooldown_s * 1000,
+        .max_checkpoints = MAX_CHECKPOINTS,
     };
     memcpy(p.weight, c->weight, sizeof p.weight);
     return p;
@@ -366,13 +368,33 @@ static int plan_alert(loop *l, const verdict *v, alert_kind k, post_work *w) {
     return 0;
 }
 
-static int plan(loop *l, const verdict *v, size_t n, post_work *w) {
-    for (size_t i = 0; i < n; i++) {
-        plan_board(&v[i], w);
-        for (int k = 0; k < ALERT__COUNT; k++)
-            if (v[i].r.fired[k] && !in_cooldown(l, v[i].c, (alert_kind)k) &&
-                plan_alert(l, &v[i], (alert_kind)k, w) < 0)
-                return -ENOMEM;
+/* An alert of this kind for this creator is already planned by this commit
+ * within the cooldown (the stored cooldowns predate the commit). */
+static bool planned(const loop *l, const post_work *w, const creator_summary *c, alert_kind k) {
+    for (size_t i = 0; i < w->n_alerts; i++)
+        if (w->alerts[i].kind == k && strcmp(w->alerts[i].creator, c->creator) == 0 &&
+            llabs(w->alerts[i].ts - c->w.now_ms) < l->cfg.cooldown_s * 1000)
+            return true;
+    return false;
+}
+
+static int plan_alerts(loop *l, const verdict *v, post_work *w) {
+    for (int k = 0; k < ALERT__COUNT; k++)
+        if (v->r.fired[k] && !in_cooldown(l, v->c, (alert_kind)k) &&
+            !planned(l, w, v->c, (alert_kind)k) && plan_alert(l, v, (alert_kind)k, w) < 0)
+            return -ENOMEM;
+    return 0;
+}
+
+/* Checkpoints first: an alert carries the state right after the event where
+ * its rule first held. The state after the commit then updates the
+ * leaderboard, and catches any rule the checkpoints did not see. */
+static int plan(loop *l, const verdict *v, size_t n_checkpoints, size_t n, post_work *w) {
+    for (size_t i = 0; i < n_checkpoints + n; i++) {
+        if (i >= n_checkpoints)
+            plan_board(&v[i], w);
+        if (plan_alerts(l, &v[i], w) < 0)
+            return -ENOMEM;
     }
     return 0;
 }
@@ -405,20 +427,24 @@ static void post_work_free(post_work *w) {
  * its consequences, then PUB. Failures here lose no event: the commit is
  * done; a missed alert fires on the creator's next event. */
 static void detect_and_post(loop *l) {
-    size_t n = l->res.n_creators;
-    verdict *v = calloc(n ? n : 1, sizeof *v);
+    size_t nc = l->res.n_checkpoints, n = l->res.n_creators, all = nc + n;
+    verdict *v = calloc(all ? all : 1, sizeof *v);
     post_work w = {
         .boards = calloc(n ? n : 1, sizeof *w.boards),
-        .alerts = calloc(n * ALERT__COUNT + 1, sizeof *w.alerts),
-        .topics = calloc(n * ALERT__COUNT + 1, sizeof *w.topics),
+        .alerts = calloc(all * ALERT__COUNT + 1, sizeof *w.alerts),
+        .topics = calloc(all * ALERT__COUNT + 1, sizeof *w.topics),
     };
     if (!v || !w.boards || !w.alerts || !w.topics)
         goto out;
-    for (size_t i = 0; i < n; i++) {
-        v[i].c = &l->res.creators[i];
+    for (size_t i = 0; i < all; i++) {
+        v[i].c = i < nc ? &l->res.checkpoints[i] : &l->res.creators[i - nc];
         evaluate(l, &v[i]);
+        if (i < nc)
+            log_debug("checkpoint %s ts %lld: rising %d suspicious %d graduated %d",
+                      v[i].c->creator, (long long)v[i].c->w.now_ms, v[i].r.fired[0],
+                      v[i].r.fired[1], v[i].r.fired[2]);
     }
-    if (resolve_uniques(l, v, n) < 0 || plan(l, v, n, &w) < 0)
+    if (resolve_uniques(l, v, all) < 0 || plan(l, v, nc, n, &w) < 0)
         goto out;
     if (store_post(l->st, w.boards, w.n_boards, w.alerts, w.n_alerts,
                    (size_t)l->cfg.alerts_maxlen) < 0) {

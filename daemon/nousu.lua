@@ -51,6 +51,11 @@ end
 ----------------------------------------------------------------------------
 -- per-creator state, loaded lazily and written back once per commit
 
+local TKEY, RKEY = {}, {}
+for k = 0, NTYPES - 1 do TKEY[k] = 't' .. k RKEY[k] = 'r' .. k end
+local TTL_REFRESH_MS = 3600 * 1000
+local DAY_MS = 86400 * 1000
+
 local Creator = {}
 Creator.__index = Creator
 
@@ -61,24 +66,34 @@ local function creator_load(cfg, c)
   self.cfg = cfg
   local m = hgetall(self.base .. ':m')
   self.m = m
+  self.m0 = {}          -- the stored strings: only what changed is written back
+  for k, v in pairs(m) do self.m0[k] = v end
   self.is_new = (m.now == nil)
   self.now = num(m.now, 0)
   self.first = num(m.first, 0)
   self.H = num(m.H, nil)
   self.r = {}
-  for k = 0, NTYPES - 1 do self.r[k] = num(m['r' .. k], 0) end
+  for k = 0, NTYPES - 1 do self.r[k] = num(m[RKEY[k]], 0) end
   self.rE = num(m.rE, 0)
   self.ria = num(m.ria, 0)
   self.rse = num(m.rse, 0)
   self.hE = num(m.hE, 0)
   self.ef = num(m.ef, -1)
   self.eft = num(m.eft, 0)
+  self.fol = num(m.fol, -1)
+  self.folts = num(m.folts, 0)
+  self.below = num(m.below, 0)
   self.buckets = {}     -- h -> fields table (loaded)
+  self.bnew = {}        -- h -> true: bucket created by this commit
   self.bdirty = {}      -- h -> true
   self.bdel = {}        -- h -> true (left the recent window)
   self.edirty = {}      -- h -> E or false (delete)
-  self.actors = {}      -- h -> list of actors for PFADD
-  self.ids = nil        -- pruned once per commit when ids are used
+  self.actors = {}      -- h -> actors waiting for PFADD
+  self.ids = nil        -- id hashes known (see prefetch_ids)
+  self.newids = {}      -- ids first seen in this commit, in order
+  self.checkpoints = {}
+  self.watching = false
+  self.pcd = {}         -- kind -> ts of a checkpoint expected to fire it
   return self
 end
 
@@ -86,7 +101,9 @@ function Creator:bucket(h)
   local b = self.buckets[h]
   if b == nil then
     b = hgetall(self.base .. ':b:' .. h)
-    for k, v in pairs(b) do b[k] = tonumber(v) end
+    local empty = true
+    for k, v in pairs(b) do b[k] = tonumber(v) empty = false end
+    if empty then self.bnew[h] = true end
     self.buckets[h] = b
   end
   return b
@@ -102,8 +119,7 @@ end
 -- find the next one among the remaining recent buckets.
 function Creator:recompute_early()
   self.ef, self.eft = -1, 0
-  local lo = self.H - self.cfg.recent + 1
-  for h = lo, self.H do
+  for h = self.H - self.cfg.recent + 1, self.H do
     local b = self.buckets[h]
     local f, ft
     if b then
@@ -129,7 +145,7 @@ function Creator:roll(newH)
     local b = self:bucket(h)
     local e = b.E or 0
     self.rE = self.rE - e
-    for k = 0, NTYPES - 1 do self.r[k] = self.r[k] - (b['t' .. k] or 0) end
+    for k = 0, NTYPES - 1 do self.r[k] = self.r[k] - (b[TKEY[k]] or 0) end
     self.ria = self.ria - (b.ia or 0)
     self.rse = self.rse - (b.se or 0)
     if b.ft and b.ft == self.eft then early_left = true end
@@ -154,36 +170,15 @@ end
 function Creator:apply(ev)
   local cfg = self.cfg
   local t, ts, n = ev[3], ev[4], ev[5]
-  if ts > self.now then self.now = ts end
+  if ts > self.now then
+    self.now = ts
+    self:roll(floordiv(ts, cfg.bucket_ms))
+  end
   if self.first == 0 or ts < self.first then self.first = ts end
-  self:roll(floordiv(self.now, cfg.bucket_ms))
   local h = floordiv(ts, cfg.bucket_ms)
   local e = cfg.weight[t + 1] * n
   if h > self.H - cfg.recent then
-    local b = self:bucket(h)
-    self.bdirty[h] = true
-    local tk = 't' .. t
-    b[tk] = (b[tk] or 0) + n
-    self.r[t] = self.r[t] + n
-    if e ~= 0 then
-      b.E = (b.E or 0) + e
-      self.rE = self.rE + e
-      if ev[8] == 1 then
-        b.se = (b.se or 0) + e
-        self.rse = self.rse + e
-      end
-    end
-    local actor = ev[7]
-    if actor and INTERACTION[t] then
-      b.ia = (b.ia or 0) + n
-      self.ria = self.ria + n
-      local list = self.actors[h]
-      if not list then list = {} self.actors[h] = list end
-      list[#list + 1] = actor
-    end
-    local fol = ev[9]
-    if fol and (b.ft == nil or ts < b.ft) then b.f, b.ft = fol, ts end
-    if fol and (self.eft == 0 or ts < self.eft) then self.ef, self.eft = fol, ts end
+    self:add_recent(self:bucket(h), h, ev, e)
   elseif h > self.H - cfg.recent - cfg.hist and e ~= 0 then
     self.edirty[h] = self:hist_e(h) + e
     self.hE = self.hE + e
@@ -191,86 +186,246 @@ function Creator:apply(ev)
   self:snapshot(ev)
 end
 
+function Creator:add_recent(b, h, ev, e)
+  local t, ts, n = ev[3], ev[4], ev[5]
+  self.bdirty[h] = true
+  local tk = TKEY[t]
+  b[tk] = (b[tk] or 0) + n
+  self.r[t] = self.r[t] + n
+  if e ~= 0 then
+    b.E = (b.E or 0) + e
+    self.rE = self.rE + e
+    if ev[8] == 1 then
+      b.se = (b.se or 0) + e
+      self.rse = self.rse + e
+    end
+  end
+  local actor = ev[7]
+  if actor and INTERACTION[t] then
+    b.ia = (b.ia or 0) + n
+    self.ria = self.ria + n
+    local list = self.actors[h]
+    if not list then list = {} self.actors[h] = list end
+    list[#list + 1] = actor
+  end
+  local fol = ev[9]
+  if fol and (b.ft == nil or ts < b.ft) then b.f, b.ft = fol, ts end
+  if fol and (self.eft == 0 or ts < self.eft) then self.ef, self.eft = fol, ts end
+end
+
 -- Latest follower count and niche: the newest ts wins.
 function Creator:snapshot(ev)
   local m, ts, fol, niche = self.m, ev[4], ev[9], ev[10]
   if fol then
-    if ts >= num(m.folts, 0) then m.fol, m.folts = fol, ts end
-    if fol <= self.cfg.micro_max and ts > num(m.below, 0) then m.below = ts end
+    if ts >= self.folts then self.fol, self.folts = fol, ts end
+    if fol <= self.cfg.micro_max and ts > self.below then self.below = ts end
   end
   if niche and ts >= num(m.nichets, 0) then m.niche, m.nichets = niche, ts end
+end
+
+-- One ZMSCORE for all the ids this commit carries for the creator, rather
+-- than one ZADD per event.
+function Creator:prefetch_ids(list)
+  local key = self.base .. ':ids'
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. self.cfg.wall_horizon)
+  self.ids = {}
+  for i = 1, #list, 1000 do
+    local part = { unpack(list, i, math.min(i + 999, #list)) }
+    local scores = redis.call('ZMSCORE', key, unpack(part))
+    for j = 1, #part do
+      if scores[j] then self.ids[part[j]] = true end
+    end
+  end
 end
 
 -- true when the event id (its 64-bit hash) was already seen within the
 -- dedup horizon; otherwise remembers it.
 function Creator:seen(idh)
-  local key = self.base .. ':ids'
-  local cfg = self.cfg
-  if not self.ids then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. S(cfg.wall - cfg.horizon_ms))
-    self.ids = true
-  end
-  return redis.call('ZADD', key, 'NX', S(cfg.wall), idh) == 0
+  if self.ids[idh] then return true end
+  self.ids[idh] = true
+  self.newids[#self.newids + 1] = idh
+  return false
 end
 
-function Creator:flush()
-  local cfg, base, m = self.cfg, self.base, self.m
-  local ttl = cfg.ttl_s
-  m.now, m.first, m.H = self.now, self.first, self.H
-  m.rE, m.ria, m.rse, m.hE, m.ef, m.eft = self.rE, self.ria, self.rse, self.hE, self.ef, self.eft
-  for k = 0, NTYPES - 1 do m['r' .. k] = self.r[k] end
-  local args = {}
-  for k, v in pairs(m) do
-    args[#args + 1] = k
-    args[#args + 1] = type(v) == 'number' and S(v) or v
-  end
-  redis.call('HSET', base .. ':m', unpack(args))
-  redis.call('EXPIRE', base .. ':m', ttl)
-  for h in pairs(self.bdirty) do
-    local b, fa = self.buckets[h], {}
-    for k, v in pairs(b) do fa[#fa + 1] = k fa[#fa + 1] = S(v) end
-    if #fa > 0 then
-      redis.call('HSET', base .. ':b:' .. h, unpack(fa))
-      redis.call('EXPIRE', base .. ':b:' .. h, ttl)
-    end
-  end
+function Creator:flush_actors()
   for h, list in pairs(self.actors) do
     if not self.bdel[h] then
       for i = 1, #list, 1000 do
-        redis.call('PFADD', base .. ':u:' .. h, unpack(list, i, math.min(i + 999, #list)))
+        redis.call('PFADD', self.base .. ':u:' .. h, unpack(list, i, math.min(i + 999, #list)))
       end
+    end
+  end
+  self.actors = {}
+end
+
+function Creator:uniques()
+  local ks = {}
+  for h = self.H - self.cfg.recent + 1, self.H do ks[#ks + 1] = self.base .. ':u:' .. h end
+  return redis.call('PFCOUNT', unpack(ks))
+end
+
+-- Write back the meta fields whose value changed.
+function Creator:flush_meta(refresh)
+  local m, m0 = self.m, self.m0
+  m.now, m.first, m.H = self.now, self.first, self.H
+  m.rE, m.ria, m.rse, m.hE, m.ef, m.eft = self.rE, self.ria, self.rse, self.hE, self.ef, self.eft
+  if self.folts > 0 then m.fol, m.folts = self.fol, self.folts end
+  if self.below > 0 then m.below = self.below end
+  for k = 0, NTYPES - 1 do m[RKEY[k]] = self.r[k] end
+  if refresh then m.xp = self.cfg.wall end
+  local args = {}
+  for k, v in pairs(m) do
+    local sv = type(v) == 'number' and S(v) or v
+    if m0[k] ~= sv then
+      args[#args + 1] = k
+      args[#args + 1] = sv
+    end
+  end
+  if #args > 0 then redis.call('HSET', self.base .. ':m', unpack(args)) end
+end
+
+function Creator:flush_buckets()
+  local base, ttl = self.base, self.cfg.ttl_s
+  for h in pairs(self.bdirty) do
+    local fa = {}
+    for k, v in pairs(self.buckets[h]) do fa[#fa + 1] = k fa[#fa + 1] = S(v) end
+    if #fa > 0 then redis.call('HSET', base .. ':b:' .. h, unpack(fa)) end
+  end
+  self:flush_actors()
+  for h in pairs(self.bnew) do
+    if not self.bdel[h] then
+      redis.call('EXPIRE', base .. ':b:' .. h, ttl)
       redis.call('EXPIRE', base .. ':u:' .. h, ttl)
     end
   end
   for h in pairs(self.bdel) do
     redis.call('DEL', base .. ':b:' .. h, base .. ':u:' .. h)
   end
+end
+
+function Creator:flush_hist(refresh)
   local eset, edel = {}, {}
   for h, v in pairs(self.edirty) do
     if v then eset[#eset + 1] = h eset[#eset + 1] = S(v) else edel[#edel + 1] = h end
   end
-  if #eset > 0 then redis.call('HSET', base .. ':e', unpack(eset)) end
+  local key = self.base .. ':e'
+  if #eset > 0 then redis.call('HSET', key, unpack(eset)) end
   for i = 1, #edel, 1000 do
-    redis.call('HDEL', base .. ':e', unpack(edel, i, math.min(i + 999, #edel)))
+    redis.call('HDEL', key, unpack(edel, i, math.min(i + 999, #edel)))
   end
-  if #eset > 0 or #edel > 0 then redis.call('EXPIRE', base .. ':e', ttl) end
-  if self.ids then redis.call('PEXPIRE', base .. ':ids', cfg.horizon_ms + 1000) end
-  if m.niche then
-    local nk = cfg.prefix .. 'nichenow'
-    if num(redis.call('HGET', nk, m.niche), 0) < self.now then
-      redis.call('HSET', nk, m.niche, S(self.now))
-    end
+  if #eset > 0 and (refresh or redis.call('TTL', key) < 0) then
+    redis.call('EXPIRE', key, self.cfg.ttl_s)
   end
 end
 
+function Creator:flush_ids()
+  local ids = self.newids
+  if #ids == 0 then return end
+  local key, score = self.base .. ':ids', self.cfg.wall_s
+  for i = 1, #ids, 500 do
+    local args = {}
+    for j = i, math.min(i + 499, #ids) do
+      args[#args + 1] = score
+      args[#args + 1] = ids[j]
+    end
+    redis.call('ZADD', key, unpack(args))
+  end
+  redis.call('PEXPIRE', key, self.cfg.horizon_ms + 1000)
+end
+
+-- Every key carries a wall-clock TTL as a backstop for abandoned creators;
+-- refreshing it hourly rather than on every commit saves most EXPIREs.
+function Creator:flush(niches)
+  local cfg = self.cfg
+  local refresh = self.m0.xp == nil or cfg.wall - tonumber(self.m0.xp) >= TTL_REFRESH_MS
+  self:flush_meta(refresh)
+  if refresh then redis.call('EXPIRE', self.base .. ':m', cfg.ttl_s) end
+  self:flush_buckets()
+  self:flush_hist(refresh)
+  self:flush_ids()
+  local niche = self.m.niche
+  if niche and (niches[niche] or 0) < self.now then niches[niche] = self.now end
+end
+
 -- What the daemon needs to evaluate the rules (detect.c).
-function Creator:summary()
+function Creator:summary(uniques)
   local m = self.m
   local counts = {}
   for k = 0, NTYPES - 1 do counts[k + 1] = self.r[k] end
-  return { self.c, self.now, self.first, num(m.fol, -1), num(m.folts, 0), self.ef, self.eft,
-           num(m.below, 0), num(m.gbase, 0), self.rE, self.hE, counts, self.ria, self.rse,
-           num(m.cd0, 0), num(m.cd1, 0), num(m.cd2, 0), m.niche or false, m.bd or false }
+  return { self.c, self.now, self.first, self.fol, self.folts, self.ef, self.eft,
+           self.below, self:gbase(), self.rE, self.hE, counts, self.ria, self.rse,
+           num(m.cd0, 0), num(m.cd1, 0), num(m.cd2, 0), m.niche or false, m.bd or false,
+           uniques or -1 }
+end
+
+----------------------------------------------------------------------------
+-- Checkpoints. The rules of SPEC §5 hold "after any event", so a commit keeps
+-- the creator's state right after an event where one of them may start to
+-- hold, whatever the batch boundaries: a replay in other batch sizes yields
+-- the same snapshots, hence the same alerts with the same ts. This is only a
+-- filter (the arithmetic of detect.c, loosely); detect.c decides.
+-- det = [micro_min, micro_max, min_history_ms, prior_rate, min_E, min_velocity,
+--        min_z, min_rate, follower_jump, suspicious_max_velocity, cooldown_ms,
+--        max_checkpoints, audience_min_interactions, audience_min_unique_ratio]
+-- Kinds: 0 rising, 1 suspicious, 2 graduated (alert_kind in detect.h).
+
+-- A kind cools down after an alert stored in Redis, or after a checkpoint of
+-- this commit where it is expected to fire (its alert is sent after the
+-- commit, so the stored cooldown cannot show it yet).
+function Creator:cooling(k)
+  local cd = math.max(num(self.m['cd' .. k], 0), self.pcd[k] or 0)
+  return cd > 0 and math.abs(self.now - cd) < self.cfg.det[11]
+end
+
+function Creator:days_hist()
+  local cfg = self.cfg
+  local span_end = (self.H - cfg.recent + 1) * cfg.bucket_ms
+  local span_start = span_end - cfg.hist * cfg.bucket_ms
+  local d = (span_end - math.max(span_start, self.first)) / DAY_MS
+  return math.max(0, math.min(d, cfg.hist * cfg.bucket_ms / DAY_MS))
+end
+
+-- The crossing the last graduated alert was about (that crossing is not
+-- alerted again), including one expected from a checkpoint of this commit.
+function Creator:gbase()
+  return self.pgbase or num(self.m.gbase, 0)
+end
+
+-- Which rules hold on the sums, cooldowns aside: graduated, the volume rules
+-- of rising, the follower jump of suspicious.
+function Creator:conditions()
+  local d, fol = self.cfg.det, self.fol
+  if fol > d[2] then
+    return self.below > 0 and self.below < self.folts and self.below ~= self:gbase(),
+      false, false
+  end
+  if fol < d[1] or self.now - self.first < d[3] then return false, false, false end
+  local mu = (self.hE + d[4] * fol) / (self:days_hist() + 1)
+  local E = self.rE
+  local volume = E >= d[5] and E >= d[6] * mu and (E - mu) / math.sqrt(mu + 1) >= d[7]
+    and E >= d[8] * fol
+  local jump = self.ef > 0 and self.eft < self.folts and fol >= (1 + d[9]) * self.ef
+    and E < d[10] * mu
+  return false, volume, jump
+end
+
+function Creator:watch()
+  local grad, volume, jump = self:conditions()
+  local firing = (grad and not self:cooling(2)) or (jump and not self:cooling(1))
+    or (volume and not (self:cooling(0) and self:cooling(1)))
+  if firing and not self.watching and #self.checkpoints < self.cfg.det[12] then
+    self:flush_actors()
+    local u = self:uniques()
+    self.checkpoints[#self.checkpoints + 1] = self:summary(u)
+    local d = self.cfg.det
+    if grad then self.pcd[2], self.pgbase = self.now, self.below end
+    if jump then self.pcd[1] = self.now end
+    if volume then
+      local fails = self.ria >= d[13] and self.ria > 0 and u / self.ria < d[14]
+      self.pcd[fails and 1 or 0] = self.now
+    end
+  end
+  self.watching = firing
 end
 
 ----------------------------------------------------------------------------
@@ -280,18 +435,21 @@ end
 -- ARGV[1] = msgpack [cfg, units]; ARGV[2] = commit id (unique per batch,
 --   the same on every retry of that batch)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
---            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9]]
+--            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det]
 --   unit  = [rid or nil, total, pre_errors [[i, reason]...], events]
 --   event = [i, creator, type, ts, n, idh, actor, sponsored, followers, niche]
--- Returns msgpack [units_out, creators]
+-- Returns msgpack [units_out, creators, checkpoints]
 --   unit_out = [status, ok, dup, too_old_indexes, ack or nil]
 --     status 0 applied, 1 request already committed (ack replayed)
---   creators = summaries of every creator touched (Creator:summary)
+--   creators = every creator touched, after the commit (Creator:summary)
+--   checkpoints = summaries with unique engagers after the events where a
+--     rule may have started to hold, in event order per creator
 
 local function parse_cfg(a)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
            lateness_ms = a[6], horizon_ms = a[7], request_ttl = a[8], micro_max = a[9],
-           ttl_s = a[10], weight = a[11] }
+           ttl_s = a[10], weight = a[11], det = a[12],
+           wall_s = S(a[2]), wall_horizon = S(a[2] - a[7]) }
 end
 
 local function make_ack(unit, ok, dup, too_old)
@@ -302,26 +460,67 @@ local function make_ack(unit, ok, dup, too_old)
   return cmsgpack.pack({ ok = ok, dup = dup, rejected = unit[2] - ok - dup, errors = errors })
 end
 
+local function state_of(cfg, c, creators, order)
+  local st = creators[c]
+  if not st then
+    st = creator_load(cfg, c)
+    creators[c] = st
+    order[#order + 1] = st
+  end
+  return st
+end
+
 local function apply_unit(cfg, unit, creators, order)
   local ok, dup, too_old = 0, 0, {}
   for _, ev in ipairs(unit[4]) do
-    local c = ev[2]
-    local st = creators[c]
-    if not st then
-      st = creator_load(cfg, c)
-      creators[c] = st
-      order[#order + 1] = st
-    end
+    local st = state_of(cfg, ev[2], creators, order)
     if st.now ~= 0 and ev[4] < st.now - cfg.lateness_ms then
       too_old[#too_old + 1] = ev[1]
     elseif ev[6] and st:seen(ev[6]) then
       dup = dup + 1
     else
       st:apply(ev)
+      st:watch()
       ok = ok + 1
     end
   end
   return ok, dup, too_old
+end
+
+-- Which units are requests already committed (answered with their first
+-- ack), and the event ids of the others per creator, for one ZMSCORE each.
+local function prepare(cfg, units, creators, order)
+  local replay, ids = {}, {}
+  for u, unit in ipairs(units) do
+    local prev = unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1])
+    if prev then
+      replay[u] = prev
+    else
+      for _, ev in ipairs(unit[4]) do
+        if ev[6] then
+          local list = ids[ev[2]]
+          if not list then list = {} ids[ev[2]] = list end
+          list[#list + 1] = ev[6]
+        end
+      end
+    end
+  end
+  for c, list in pairs(ids) do state_of(cfg, c, creators, order):prefetch_ids(list) end
+  return replay
+end
+
+local function finish(cfg, order)
+  local summaries, checkpoints, niches = {}, {}, {}
+  for _, st in ipairs(order) do
+    st:flush(niches)
+    summaries[#summaries + 1] = st:summary()
+    for _, cp in ipairs(st.checkpoints) do checkpoints[#checkpoints + 1] = cp end
+  end
+  local nk = cfg.prefix .. 'nichenow'
+  for niche, now in pairs(niches) do
+    if num(redis.call('HGET', nk, niche), 0) < now then redis.call('HSET', nk, niche, S(now)) end
+  end
+  return summaries, checkpoints
 end
 
 local function commit(keys, args)
@@ -334,28 +533,22 @@ local function commit(keys, args)
     if done then return done end
   end
   local creators, order, out = {}, {}, {}
-  for _, unit in ipairs(req[2]) do
-    local rid = unit[1]
-    local rkey = rid and (cfg.prefix .. 'req:' .. rid)
-    local prev = rkey and redis.call('GET', rkey)
-    if prev then
-      out[#out + 1] = { 1, 0, 0, {}, prev }
+  local replay = prepare(cfg, req[2], creators, order)
+  for u, unit in ipairs(req[2]) do
+    if replay[u] then
+      out[#out + 1] = { 1, 0, 0, {}, replay[u] }
     else
       local ok, dup, too_old = apply_unit(cfg, unit, creators, order)
       local ack = false
-      if rkey then
+      if unit[1] then
         ack = make_ack(unit, ok, dup, too_old)
-        redis.call('SET', rkey, ack, 'EX', cfg.request_ttl)
+        redis.call('SET', cfg.prefix .. 'req:' .. unit[1], ack, 'EX', cfg.request_ttl)
       end
       out[#out + 1] = { 0, ok, dup, too_old, ack }
     end
   end
-  local summaries = {}
-  for _, st in ipairs(order) do
-    st:flush()
-    summaries[#summaries + 1] = st:summary()
-  end
-  local reply = cmsgpack.pack({ out, summaries })
+  local summaries, checkpoints = finish(cfg, order)
+  local reply = cmsgpack.pack({ out, summaries, checkpoints })
   if ckey then redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S) end
   return reply
 end

@@ -295,9 +295,29 @@ static int read_deadletters(store *s) {
 
 /* ---- commit ---------------------------------------------------------------- */
 
+/* The order is the det array of nousu.lua (Creator:may_fire). */
+static void pack_watch(msgpack_packer *pk, const commit_params *p) {
+    const detect_params *d = &p->det;
+    msgpack_pack_array(pk, 14);
+    msgpack_pack_int64(pk, d->micro_min);
+    msgpack_pack_int64(pk, d->micro_max);
+    msgpack_pack_int64(pk, d->min_history_ms);
+    msgpack_pack_double(pk, d->prior_rate);
+    msgpack_pack_double(pk, d->rising_min_engagement);
+    msgpack_pack_double(pk, d->rising_min_velocity);
+    msgpack_pack_double(pk, d->rising_min_z);
+    msgpack_pack_double(pk, d->rising_min_rate);
+    msgpack_pack_double(pk, d->suspicious_follower_jump);
+    msgpack_pack_double(pk, d->suspicious_max_velocity);
+    msgpack_pack_int64(pk, p->cooldown_ms);
+    msgpack_pack_int64(pk, p->max_checkpoints);
+    msgpack_pack_int64(pk, d->audience_min_interactions);
+    msgpack_pack_double(pk, d->audience_min_unique_ratio);
+}
+
 static void pack_cfg(store *s, const commit_params *p) {
     msgpack_packer *pk = &s->pk;
-    msgpack_pack_array(pk, 11);
+    msgpack_pack_array(pk, 12);
     pack_cstr(pk, s->prefix);
     msgpack_pack_int64(pk, p->wall_ms);
     msgpack_pack_int64(pk, p->bucket_ms);
@@ -311,6 +331,7 @@ static void pack_cfg(store *s, const commit_params *p) {
     msgpack_pack_array(pk, EV__COUNT);
     for (int t = 0; t < EV__COUNT; t++)
         msgpack_pack_int64(pk, p->weight[t]);
+    pack_watch(pk, p);
 }
 
 static void pack_opt_str(msgpack_packer *pk, const strref *r) {
@@ -389,8 +410,11 @@ void commit_result_clear(commit_result *r) {
     }
     for (size_t i = 0; i < r->n_creators; i++)
         creator_summary_clear(&r->creators[i]);
+    for (size_t i = 0; i < r->n_checkpoints; i++)
+        creator_summary_clear(&r->checkpoints[i]);
     free(r->units);
     free(r->creators);
+    free(r->checkpoints);
     memset(r, 0, sizeof *r);
 }
 
@@ -445,11 +469,25 @@ static int parse_summary(const msgpack_object *o, creator_summary *c) {
         w->counts[t] = mp_int(mp_at(counts, (size_t)t));
     w->interactions_with_actor = mp_int(mp_at(o, 12));
     w->e_sponsored = mp_num(mp_at(o, 13));
-    w->unique_engagers = -1;
+    w->unique_engagers = mp_len(o) > 19 ? mp_int(mp_at(o, 19)) : -1;
     for (int k = 0; k < ALERT__COUNT; k++)
         c->cooldown[k] = mp_int(mp_at(o, 14 + (size_t)k));
     c->niche = mp_strdup(mp_at(o, 17), NULL);
     c->board_niche = mp_strdup(mp_at(o, 18), NULL);
+    return 0;
+}
+
+static int parse_summaries(const msgpack_object *arr, creator_summary **ret, size_t *ret_n) {
+    size_t n = mp_len(arr);
+    *ret = calloc(n ? n : 1, sizeof **ret);
+    if (!*ret)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        int rc = parse_summary(mp_at(arr, i), &(*ret)[i]);
+        if (rc < 0)
+            return rc;
+        (*ret_n)++;
+    }
     return 0;
 }
 
@@ -459,25 +497,20 @@ static int parse_commit(const char *buf, size_t len, size_t n_units, commit_resu
     int rc = -EBADMSG;
     if (msgpack_unpack_next(&up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS)
         goto out;
-    const msgpack_object *units = mp_at(&up.data, 0), *creators = mp_at(&up.data, 1);
+    const msgpack_object *units = mp_at(&up.data, 0);
     if (mp_len(units) != n_units)
         goto out;
     ret->units = calloc(n_units ? n_units : 1, sizeof *ret->units);
-    ret->creators = calloc(mp_len(creators) ? mp_len(creators) : 1, sizeof *ret->creators);
-    if (!ret->units || !ret->creators) {
-        rc = -ENOMEM;
+    rc = -ENOMEM;
+    if (!ret->units)
         goto out;
-    }
     ret->n_units = n_units;
     for (size_t i = 0; i < n_units; i++)
         if ((rc = parse_unit(mp_at(units, i), &ret->units[i])) < 0)
             goto out;
-    for (size_t i = 0; i < mp_len(creators); i++) {
-        if ((rc = parse_summary(mp_at(creators, i), &ret->creators[i])) < 0)
-            goto out;
-        ret->n_creators++;
-    }
-    rc = 0;
+    rc = parse_summaries(mp_at(&up.data, 1), &ret->creators, &ret->n_creators);
+    if (rc == 0)
+        rc = parse_summaries(mp_at(&up.data, 2), &ret->checkpoints, &ret->n_checkpoints);
 out:
     msgpack_unpacked_destroy(&up);
     return rc;

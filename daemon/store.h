@@ -40,6 +40,11 @@ typedef struct commit_params {
     int64_t lateness_ms, horizon_ms, request_ttl_s, ttl_s;
     int64_t micro_max;
     int64_t weight[EV__COUNT];
+    /* the rules' numbers, for the Function to know where a rule may start
+     * to hold (see Creator:watch in nousu.lua); detect.c decides */
+    detect_params det;
+    int64_t cooldown_ms;
+    int64_t max_checkpoints; /* per creator per commit */
 } commit_params;
 
 typedef struct unit_result {
@@ -65,8 +70,12 @@ typedef struct creator_summary {
 typedef struct commit_result {
     unit_result *units; /* one per batch unit, same order */
     size_t n_units;
-    creator_summary *creators;
+    creator_summary *creators; /* every creator touched, after the commit */
     size_t n_creators;
+    /* states right after the events where a rule may have started to hold,
+     * with unique_engagers filled, in event order per creator */
+    creator_summary *checkpoints;
+    size_t n_checkpoints;
 } commit_result;
 
 /* Frees the arrays; r may be reused. */

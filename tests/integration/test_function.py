@@ -40,7 +40,9 @@ class Function(unittest.TestCase):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def cfg(self):
-        return ["nousu:", self.wall, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600, WEIGHTS]
+        det = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
+        return ["nousu:", self.wall, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600, WEIGHTS,
+                det]
 
     def commit(self, units, commit_id=None):
         args = [pk([self.cfg(), units])] + ([commit_id] if commit_id else [])
