@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "clock.h"
 
 static int max_level = LOG_INFO;
 
@@ -36,12 +37,6 @@ void log_msg(int level, const char *fmt, ...) {
     va_start(ap, fmt);
     log_v(level, fmt, ap);
     va_end(ap);
-}
-
-static int64_t mono_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 void log_limited(log_limit *rl, int level, const char *fmt, ...) {

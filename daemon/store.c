@@ -295,7 +295,7 @@ static int read_deadletters(store *s) {
 
 /* ---- commit ---------------------------------------------------------------- */
 
-/* The order is the det array of nousu.lua (Creator:may_fire). */
+/* The order is the det array of nousu.lua (Creator:conditions, Creator:watch). */
 static void pack_watch(msgpack_packer *pk, const commit_params *p) {
     const detect_params *d = &p->det;
     msgpack_pack_array(pk, 14);
