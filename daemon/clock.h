@@ -16,4 +16,10 @@ static inline int64_t clock_ms(clockid_t id) {
 static inline int64_t wall_ms(void) { return clock_ms(CLOCK_REALTIME); }
 static inline int64_t mono_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
 
+static inline int64_t mono_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 #endif

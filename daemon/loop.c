@@ -24,6 +24,8 @@
 #include "ingest.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
 #include "stats.h"
 #include "store.h"
 #include "window.h"
@@ -33,6 +35,8 @@
 #define SHUTDOWN_GRACE_MS 5000
 #define CONTROL_PER_ITERATION 64
 #define MAX_CHECKPOINTS 4 /* per creator per commit */
+#define CRON_MS 250              /* metrics, watchdog, status */
+#define STATUS_MS 1000
 
 struct loop {
     config cfg;
@@ -58,6 +62,10 @@ struct loop {
     bool stopping;
     msgpack_sbuffer sbuf;
     log_limit bad_input_log;
+    metrics *metrics;
+    int64_t next_cron_ms;
+    int64_t next_status_ms;
+    uint64_t status_accepted; /* events_accepted at the last STATUS= */
 };
 
 /* ---- settings derived from the config ------------------------------------- */
@@ -188,10 +196,13 @@ loop *loop_new(const config *cfg, int argc, char **argv) {
         goto fail;
     if ((l->sigfd = signals_open()) < 0 || open_sockets(l) < 0)
         goto fail;
+    if (cfg->metrics[0] && !(l->metrics = metrics_new(cfg->metrics)))
+        goto fail;
     if (!(l->st = open_store(cfg)) || store_connect(l->st) < 0)
         goto fail;
     log_notice("redis: connected to %s:%lld db %lld, functions loaded", cfg->redis_host,
                (long long)cfg->redis_port, (long long)cfg->redis_db);
+    stats_init(&l->stats);
     l->stats.started_ms = wall_ms();
     if (instance_id(l->instance) < 0)
         goto fail;
@@ -214,6 +225,7 @@ void loop_destroy(loop **lp) {
     control_destroy(&l->ctl);
     store_destroy(&l->st);
     decoder_destroy(&l->dec);
+    metrics_destroy(&l->metrics);
     if (l->zctx)
         zmq_ctx_term(l->zctx);
     if (l->sigfd >= 0)
@@ -435,11 +447,14 @@ static void detect_and_post(loop *l) {
     }
     if (resolve_uniques(l, v, all) < 0 || plan(l, v, nc, n, &w) < 0)
         goto out;
+    int64_t t0 = mono_us();
     if (store_post(l->st, w.boards, w.n_boards, w.alerts, w.n_alerts,
                    (size_t)l->cfg.alerts_maxlen) < 0) {
         l->stats.redis_errors++;
         goto out;
     }
+    if (w.n_boards || w.n_alerts)
+        histogram_observe(&l->stats.redis_seconds, (double)(mono_us() - t0) / 1e6);
     publish(l, &w);
 out:
     post_work_free(&w);
@@ -455,10 +470,13 @@ static int process_batch(loop *l) {
     commit_params p = commit_params_now(l);
     char id[48];
     snprintf(id, sizeof id, "%s:%llu", l->instance, (unsigned long long)l->commit_seq);
+    int64_t t0 = mono_us();
     if (store_commit(l->st, &l->b, &p, id, &l->res) < 0) {
         l->stats.redis_errors++;
         return -EIO;
     }
+    histogram_observe(&l->stats.redis_seconds, (double)(mono_us() - t0) / 1e6);
+    histogram_observe(&l->stats.commit_events, (double)l->b.n_items);
     l->stats.commits++;
     account_results(l);
     detect_and_post(l);
@@ -555,7 +573,42 @@ static void serve_control(loop *l) {
 
 /* ---- signals ------------------------------------------------------------------ */
 
+static void reload_config(loop *l);
+
 static void reload(loop *l) {
+    notify_reloading();
+    reload_config(l);
+    notify_ready();
+}
+
+/* The keys whose values differ between two configurations, for the log. */
+static void changed_keys(const config *a, const config *b, char *out, size_t cap) {
+    char *da = NULL, *db = NULL;
+    size_t la = 0, lb = 0;
+    FILE *fa = open_memstream(&da, &la), *fb = open_memstream(&db, &lb);
+    out[0] = '\0';
+    if (fa && fb) {
+        config_dump(fa, a);
+        config_dump(fb, b);
+    }
+    if (fa)
+        fclose(fa);
+    if (fb)
+        fclose(fb);
+    char *sa = NULL, *sb = NULL;
+    for (char *x = da ? strtok_r(da, "\n", &sa) : NULL, *y = db ? strtok_r(db, "\n", &sb) : NULL;
+         x && y; x = strtok_r(NULL, "\n", &sa), y = strtok_r(NULL, "\n", &sb)) {
+        if (strcmp(x, y) == 0 || x[0] == '#')
+            continue;
+        size_t klen = strcspn(y, " =");
+        size_t used = strlen(out);
+        snprintf(out + used, cap - used, "%s%.*s", used ? ", " : "", (int)klen, y);
+    }
+    free(da);
+    free(db);
+}
+
+static void reload_config(loop *l) {
     config next;
     config_action act;
     char *path = NULL, err[512];
@@ -569,13 +622,15 @@ static void reload(loop *l) {
         config_free(&next);
         return;
     }
+    char changed[512];
+    changed_keys(&l->cfg, &next, changed, sizeof changed);
     config_free(&l->cfg);
     l->cfg = next;
     derive(l);
     decode_limits lim = {(size_t)l->cfg.max_frame_bytes, (size_t)l->cfg.max_batch_events,
                          l->cfg.future_s * 1000};
     decoder_set_limits(l->dec, &lim);
-    log_notice("reload: configuration reloaded");
+    log_notice("reload: configuration reloaded (changed: %s)", changed[0] ? changed : "nothing");
 }
 
 static void handle_signals(loop *l) {
@@ -585,9 +640,51 @@ static void handle_signals(loop *l) {
             reload(l);
         } else if (!l->stopping) {
             log_notice("signal %u: stopping intake, committing what was taken", si.ssi_signo);
+            notify_stopping();
             l->stopping = true;
         }
     }
+}
+
+/* ---- cron: metrics, status, watchdog ------------------------------------------ */
+
+static void publish_metrics(loop *l) {
+    l->stats.redis_up = store_connected(l->st);
+    l->stats.pending_events = l->b.n_items;
+    l->stats.deadletter_queue = store_deadletter_queued(l->st);
+    char *text = NULL;
+    if (metrics_render(&l->stats, (double)l->stats.started_ms / 1000.0, NOUSU_VERSION, &text) >= 0)
+        metrics_publish(l->metrics, text, l->stats.redis_up, mono_ms());
+}
+
+static void send_status(loop *l, int64_t now) {
+    char status[256];
+    double secs = (double)(now - l->next_status_ms + STATUS_MS) / 1000.0;
+    double rate = secs > 0 ? (double)(l->stats.events_accepted - l->status_accepted) / secs : 0;
+    snprintf(status, sizeof status,
+             "%.0f events/s; %llu accepted, %llu rejected, %llu duplicate; %llu alerts; redis %s",
+             rate, (unsigned long long)l->stats.events_accepted,
+             (unsigned long long)l->stats.events_rejected,
+             (unsigned long long)l->stats.events_duplicate,
+             (unsigned long long)l->stats.alerts_published,
+             store_connected(l->st) ? "up" : "DOWN");
+    notify_status(status);
+    l->status_accepted = l->stats.events_accepted;
+    l->next_status_ms = now + STATUS_MS;
+}
+
+/* Runs every CRON_MS from the loop: a loop that stops iterating stops the
+ * watchdog pings, and systemd restarts it. */
+static void cron(loop *l) {
+    int64_t now = mono_ms();
+    if (now < l->next_cron_ms)
+        return;
+    l->next_cron_ms = now + CRON_MS;
+    notify_watchdog();
+    if (l->metrics)
+        publish_metrics(l);
+    if (now >= l->next_status_ms)
+        send_status(l, now);
 }
 
 /* ---- the loop --------------------------------------------------------------- */
@@ -595,7 +692,7 @@ static void handle_signals(loop *l) {
 static long poll_timeout(const loop *l) {
     if (l->b.n_units) /* waiting for Redis */
         return l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
-    return 1000;
+    return CRON_MS;
 }
 
 static int poll_once(loop *l) {
@@ -634,6 +731,9 @@ static int drain(loop *l) {
 
 int loop_run(loop *l) {
     log_notice("nousud %s ready", NOUSU_VERSION);
+    l->next_status_ms = mono_ms() + STATUS_MS;
+    cron(l);
+    notify_ready();
     while (!l->stopping) {
         if (poll_once(l) < 0)
             break;
@@ -645,6 +745,7 @@ int loop_run(loop *l) {
             process_batch(l);
         else if (store_connected(l->st) && store_flush(l->st) < 0)
             l->stats.redis_errors++;
+        cron(l);
     }
     return drain(l);
 }

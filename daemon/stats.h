@@ -8,6 +8,19 @@
 #include "detect.h"
 #include "event.h"
 
+/* A Prometheus histogram with fixed upper bounds (the last is +Inf). */
+#define HISTOGRAM_MAX_BUCKETS 16
+typedef struct histogram {
+    const double *bounds; /* ascending, n_bounds of them */
+    int n_bounds;
+    uint64_t counts[HISTOGRAM_MAX_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t count;
+    double sum;
+} histogram;
+
+void histogram_init(histogram *h, const double *bounds, int n_bounds);
+void histogram_observe(histogram *h, double v);
+
 typedef struct stats {
     int64_t started_ms;        /* wall clock */
     uint64_t frames;           /* frames read, both endpoints */
@@ -23,6 +36,15 @@ typedef struct stats {
     uint64_t alerts_published;
     uint64_t commits;
     uint64_t redis_errors;
+    histogram redis_seconds; /* round-trip latency of commits and posts */
+    histogram commit_events; /* events per commit */
+    /* gauges */
+    int redis_up;
+    uint64_t pending_events;   /* taken in, not yet committed */
+    uint64_t deadletter_queue; /* dead-letter entries waiting for Redis */
 } stats;
+
+/* Set up the histograms of a zeroed stats. */
+void stats_init(stats *st);
 
 #endif

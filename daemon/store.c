@@ -818,3 +818,5 @@ int store_post(store *s, const board_update *boards, size_t n_boards, alert_requ
 int store_flush(store *s) {
     return store_post(s, NULL, 0, NULL, 0, 0);
 }
+
+size_t store_deadletter_queued(const store *s) { return s->dl_n; }

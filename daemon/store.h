@@ -143,6 +143,9 @@ int store_uniques(store *s, int64_t recent, creator_summary *const *creators, si
 int store_post(store *s, const board_update *boards, size_t n_boards, alert_request *alerts,
                size_t n_alerts, size_t alerts_maxlen);
 
+/* Dead-letter entries waiting for the next round trip. */
+size_t store_deadletter_queued(const store *s);
+
 /* Send the queued dead-letter entries now (when no other round trip is due). */
 int store_flush(store *s);
 
