@@ -80,7 +80,8 @@ void alert_encode_head(msgpack_sbuffer *out, alert_kind k, const creator_summary
     key(&pk, "seq"); /* its value comes from Redis (nousu_alert) */
 }
 
-alert_pub *alert_pub_new(void *zctx, const char *endpoint, int sndhwm, int64_t max_msg_size) {
+alert_pub *alert_pub_new(void *zctx, const char *endpoint, int sndhwm, int64_t max_msg_size,
+                         const security *sec) {
     alert_pub *p = calloc(1, sizeof *p);
     if (!p)
         return NULL;
@@ -94,7 +95,7 @@ alert_pub *alert_pub_new(void *zctx, const char *endpoint, int sndhwm, int64_t m
     zmq_setsockopt(p->sock, ZMQ_SNDHWM, &sndhwm, sizeof sndhwm);
     /* Subscriptions are inbound messages: cap them like any input. */
     zmq_setsockopt(p->sock, ZMQ_MAXMSGSIZE, &max_msg_size, sizeof max_msg_size);
-    if (zmq_bind(p->sock, endpoint) != 0) {
+    if (security_apply(sec, p->sock) < 0 || zmq_bind(p->sock, endpoint) != 0) {
         log_error("alerts: cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "detect.h"
+#include "security.h"
 #include "store.h"
 
 #define ALERT_TOPIC_MAX 96
@@ -27,7 +28,8 @@ void alert_encode_head(msgpack_sbuffer *out, alert_kind k, const creator_summary
 typedef struct alert_pub alert_pub;
 
 /* Binds the PUB socket. NULL on failure (logged). */
-alert_pub *alert_pub_new(void *zctx, const char *endpoint, int sndhwm, int64_t max_msg_size);
+alert_pub *alert_pub_new(void *zctx, const char *endpoint, int sndhwm, int64_t max_msg_size,
+                         const security *sec);
 void alert_pub_destroy(alert_pub **p);
 /* Publish [topic, msg]; never blocks (a slow subscriber loses messages at
  * its HWM and catches up from the stream). Returns 0 or -errno. */

@@ -250,7 +250,7 @@ struct control {
     bool delimited; /* it came with an empty delimiter frame (REQ) */
 };
 
-control *control_new(void *zctx, const char *endpoint, int64_t max_msg_size) {
+control *control_new(void *zctx, const char *endpoint, int64_t max_msg_size, const security *sec) {
     control *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
@@ -262,7 +262,7 @@ control *control_new(void *zctx, const char *endpoint, int64_t max_msg_size) {
         goto fail;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &max_msg_size, sizeof max_msg_size);
-    if (zmq_bind(c->sock, endpoint) != 0) {
+    if (security_apply(sec, c->sock) < 0 || zmq_bind(c->sock, endpoint) != 0) {
         log_error("control: cannot bind %s: %s", endpoint, zmq_strerror(zmq_errno()));
         goto fail;
     }

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "detect.h"
+#include "security.h"
 #include "stats.h"
 #include "store.h"
 
@@ -37,7 +38,7 @@ void control_reply_stats(msgpack_sbuffer *out, const stats *st, int64_t now_ms);
 
 typedef struct control control;
 
-control *control_new(void *zctx, const char *endpoint, int64_t max_msg_size);
+control *control_new(void *zctx, const char *endpoint, int64_t max_msg_size, const security *sec);
 void control_destroy(control **c);
 void *control_socket(const control *c);
 

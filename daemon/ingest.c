@@ -40,7 +40,7 @@ static void *open_socket(void *zctx, int type, const char *ep, const ingest_opts
     zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
     zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof max);
-    if (zmq_bind(s, ep) != 0) {
+    if (security_apply(o->sec, s) < 0 || zmq_bind(s, ep) != 0) {
         log_error("ingest: cannot bind %s: %s", ep, zmq_strerror(zmq_errno()));
         zmq_close(s);
         return NULL;

@@ -13,6 +13,7 @@
 
 #include "batch.h"
 #include "decode.h"
+#include "security.h"
 #include "store.h"
 
 typedef struct ingest ingest;
@@ -23,6 +24,7 @@ typedef struct ingest_opts {
     int rcvhwm;
     int64_t max_msg_size; /* ZMQ_MAXMSGSIZE: larger messages disconnect the peer */
     size_t max_batch_events;
+    const security *sec; /* CURVE, or off */
 } ingest_opts;
 
 /* Creates and binds the sockets. NULL on failure (reason logged). */

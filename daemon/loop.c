@@ -63,6 +63,7 @@ struct loop {
     msgpack_sbuffer sbuf;
     log_limit bad_input_log;
     metrics *metrics;
+    security *sec;
     int64_t next_cron_ms;
     int64_t next_status_ms;
     uint64_t status_accepted; /* events_accepted at the last STATUS= */
@@ -167,15 +168,20 @@ static store *open_store(const config *c) {
     return st;
 }
 
+/* CURVE first: with it on, no socket may exist without the ZAP handler. */
 static int open_sockets(loop *l) {
     const config *c = &l->cfg;
+    l->sec = security_new(l->zctx, c->curve_secret_key_file, c->curve_allowed_keys_file);
+    if (!l->sec)
+        return -EACCES;
     ingest_opts io = {
+        .sec = l->sec,
         .pull_endpoint = c->ingest, .ack_endpoint = c->ingest_ack, .rcvhwm = (int)c->rcvhwm,
         .max_msg_size = c->transport_max_bytes, .max_batch_events = (size_t)c->max_batch_events,
     };
     l->in = ingest_new(l->zctx, &io);
-    l->pub = l->in ? alert_pub_new(l->zctx, c->alerts, (int)c->sndhwm, 65536) : NULL;
-    l->ctl = l->pub ? control_new(l->zctx, c->control, CONTROL_MAX_REQUEST) : NULL;
+    l->pub = l->in ? alert_pub_new(l->zctx, c->alerts, (int)c->sndhwm, 65536, l->sec) : NULL;
+    l->ctl = l->pub ? control_new(l->zctx, c->control, CONTROL_MAX_REQUEST, l->sec) : NULL;
     return l->ctl ? 0 : -EADDRINUSE;
 }
 
@@ -223,6 +229,7 @@ void loop_destroy(loop **lp) {
     ingest_destroy(&l->in);
     alert_pub_destroy(&l->pub);
     control_destroy(&l->ctl);
+    security_destroy(&l->sec);
     store_destroy(&l->st);
     decoder_destroy(&l->dec);
     metrics_destroy(&l->metrics);

@@ -57,18 +57,26 @@ def stop_pid(proc, sig=signal.SIGTERM, timeout=10.0):
 
 
 class RedisServer:
-    def __init__(self, workdir, appendonly=False, port=None):
+    """redis-server on a loopback port, its files in workdir. appendfsync
+    (always, everysec, no) applies with appendonly. A restart on the same
+    port and dir from its AOF passes expect_empty=False."""
+
+    def __init__(self, workdir, appendonly=False, port=None, appendfsync=None,
+                 expect_empty=True):
         self.dir = workdir
         self.port = port or free_port()
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--dir", workdir, "--save", "", "--daemonize", "no",
                 "--appendonly", "yes" if appendonly else "no",
                 "--logfile", os.path.join(workdir, "redis.log")]
+        if appendfsync:
+            args += ["--appendfsync", appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(host="127.0.0.1", port=self.port)
         wait_for(self._ping, what="redis-server")
         # Refuse a dirty database: the tests own it entirely.
-        assert self.client.dbsize() == 0, "redis db not empty"
+        if expect_empty:
+            assert self.client.dbsize() == 0, "redis db not empty"
 
     def _ping(self):
         try:
@@ -83,21 +91,23 @@ class RedisServer:
 class Daemon:
     """nousud on ipc:// endpoints inside workdir."""
 
-    def __init__(self, workdir, redis_port, name="d", extra=(), config_file=None):
+    def __init__(self, workdir, redis_port, name="d", extra=(), config_file=None, env=None,
+                 log_name=None, ready=None):
         self.dir = workdir
         self.ep = {k: "ipc://%s/%s-%s.sock" % (workdir, name, k)
                    for k in ("ingest", "ingest_ack", "alerts", "control")}
-        args = [NOUSUD, "--redis_port=%d" % redis_port, "--metrics=", "--log_level=info"]
+        args = [NOUSUD, "--redis_port=%d" % redis_port, "--metrics="]
         if config_file:
             args += ["-c", config_file]
         args += ["--%s=%s" % (k, v) for k, v in self.ep.items()]
         args += list(extra)
-        self.log = open(os.path.join(workdir, name + ".log"), "w+")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.log = open(os.path.join(workdir, (log_name or name) + ".log"), "w+")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=None if env is None else {**os.environ, **env})
         self.ctx = zmq.Context.instance()
         self.sockets = []
-        wait_for(lambda: self.proc.poll() is not None or self.try_ping(),
-                 what="nousud ready")
+        ready = ready or Daemon.try_ping
+        wait_for(lambda: self.proc.poll() is not None or ready(self), what="nousud ready")
         assert self.proc.poll() is None, "nousud exited: " + self.read_log()
 
     def read_log(self):
@@ -180,17 +190,18 @@ class Case(unittest.TestCase):
     """A temp dir with a fresh Redis and one daemon."""
 
     daemon_args = ()
+    redis_opts = {}  # RedisServer keyword arguments, e.g. appendonly=True
 
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-it-")
-        self.redis = RedisServer(self.dir)
+        self.redis = RedisServer(self.dir, **self.redis_opts)
         self.r = self.redis.client
         self.daemons = []
         self.d = self.start_daemon()
 
-    def start_daemon(self, name="d", extra=None):
+    def start_daemon(self, name="d", extra=None, **kw):
         d = Daemon(self.dir, self.redis.port, name,
-                   extra=self.daemon_args if extra is None else extra)
+                   extra=self.daemon_args if extra is None else extra, **kw)
         self.daemons.append(d)
         return d
 
