@@ -7,9 +7,9 @@
 -- request ids and their acks land together or not at all.
 --
 -- Key layout (P = key_prefix, c = creator id; docs/redis-keys.md):
---   P{c}:m        hash   meta + running sums of the recent and baseline windows
---   P{c}:b:<h>    hash   one recent bucket h: E, t0..t8 (counts per type), ia,
---                        se, f/ft (earliest follower snapshot in the bucket)
+--   P{c}          string the creator's state, one msgpack map (see STATE):
+--                        snapshots, running sums of the recent window and the
+--                        baseline, the recent buckets, cooldowns, leaderboard
 --   P{c}:u:<h>    hll    unique actors of bucket h
 --   P{c}:e        hash   h -> E for the baseline buckets
 --   P{c}:ids      zset   64-bit hashes of event ids -> wall ms first seen
@@ -37,11 +37,30 @@ local function num(v, d)
   return tonumber(v)
 end
 
-local function hgetall(key)
-  local flat = redis.call('HGETALL', key)
-  local t = {}
-  for i = 1, #flat, 2 do t[flat[i]] = flat[i + 1] end
-  return t
+-- STATE: one msgpack map per creator, read and written whole, which is far
+-- cheaper in Redis CPU and memory than a hash of fields and a key per bucket:
+--   now first H fol folts below gbase niche nichets ef eft rE r[9] ria rse hE
+--   cd[3] (last alert ts per kind) lak lat (last alert) bd bz bv (board) xp
+--   b = { [h] = bucket }, bucket = { E, t0..t8, ia, se, f, ft } (BUCKET_*)
+local B_E, B_T0, B_IA, B_SE, B_F, B_FT = 1, 2, 11, 12, 13, 14
+
+local function new_bucket()
+  return { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, 0 }
+end
+
+local function state_key(prefix, c)
+  return prefix .. '{' .. c .. '}'
+end
+
+local function state_get(prefix, c)
+  local raw = redis.call('GET', state_key(prefix, c))
+  if not raw then return nil end
+  return cmsgpack.unpack(raw)
+end
+
+-- Keep the key's TTL: the commit sets it, alerts and boards only edit.
+local function state_put_keepttl(prefix, c, st)
+  redis.call('SET', state_key(prefix, c), cmsgpack.pack(st), 'KEEPTTL')
 end
 
 local function floordiv(a, b)
@@ -51,44 +70,30 @@ end
 ----------------------------------------------------------------------------
 -- per-creator state, loaded lazily and written back once per commit
 
-local TKEY, RKEY = {}, {}
-for k = 0, NTYPES - 1 do TKEY[k] = 't' .. k RKEY[k] = 'r' .. k end
-local TTL_REFRESH_MS = 3600 * 1000
 local DAY_MS = 86400 * 1000
 
 local Creator = {}
 Creator.__index = Creator
 
+local function new_state()
+  return { now = 0, first = 0, fol = -1, folts = 0, below = 0, gbase = 0, nichets = 0,
+           ef = -1, eft = 0, rE = 0, r = { 0, 0, 0, 0, 0, 0, 0, 0, 0 }, ria = 0, rse = 0,
+           hE = 0, cd = { 0, 0, 0 }, b = {} }
+end
+
 local function creator_load(cfg, c)
   local self = setmetatable({}, Creator)
   self.c = c
-  self.base = cfg.prefix .. '{' .. c .. '}'
+  self.base = state_key(cfg.prefix, c)
   self.cfg = cfg
-  local m = hgetall(self.base .. ':m')
-  self.m = m
-  self.m0 = {}          -- the stored strings: only what changed is written back
-  for k, v in pairs(m) do self.m0[k] = v end
-  self.is_new = (m.now == nil)
-  self.now = num(m.now, 0)
-  self.first = num(m.first, 0)
-  self.H = num(m.H, nil)
-  self.r = {}
-  for k = 0, NTYPES - 1 do self.r[k] = num(m[RKEY[k]], 0) end
-  self.rE = num(m.rE, 0)
-  self.ria = num(m.ria, 0)
-  self.rse = num(m.rse, 0)
-  self.hE = num(m.hE, 0)
-  self.ef = num(m.ef, -1)
-  self.eft = num(m.eft, 0)
-  self.fol = num(m.fol, -1)
-  self.folts = num(m.folts, 0)
-  self.below = num(m.below, 0)
-  self.buckets = {}     -- h -> fields table (loaded)
+  local s = state_get(cfg.prefix, c)
+  self.is_new = s == nil
+  self.s = s or new_state()
   self.bnew = {}        -- h -> true: bucket created by this commit
-  self.bdirty = {}      -- h -> true
   self.bdel = {}        -- h -> true (left the recent window)
-  self.edirty = {}      -- h -> E or false (delete)
+  self.edirty = {}      -- h -> E or false (delete) for the baseline hash
   self.actors = {}      -- h -> actors waiting for PFADD
+  self.hll = {}         -- h -> true: PFADD done by this commit
   self.ids = nil        -- id hashes known (see prefetch_ids)
   self.newids = {}      -- ids first seen in this commit, in order
   self.checkpoints = {}
@@ -98,13 +103,11 @@ local function creator_load(cfg, c)
 end
 
 function Creator:bucket(h)
-  local b = self.buckets[h]
+  local b = self.s.b[h]
   if b == nil then
-    b = hgetall(self.base .. ':b:' .. h)
-    local empty = true
-    for k, v in pairs(b) do b[k] = tonumber(v) empty = false end
-    if empty then self.bnew[h] = true end
-    self.buckets[h] = b
+    b = new_bucket()
+    self.s.b[h] = b
+    self.bnew[h] = true
   end
   return b
 end
@@ -118,17 +121,11 @@ end
 -- The earliest follower snapshot of the recent window left with its bucket:
 -- find the next one among the remaining recent buckets.
 function Creator:recompute_early()
-  self.ef, self.eft = -1, 0
-  for h = self.H - self.cfg.recent + 1, self.H do
-    local b = self.buckets[h]
-    local f, ft
-    if b then
-      f, ft = b.f, b.ft
-    else
-      local r = redis.call('HMGET', self.base .. ':b:' .. h, 'f', 'ft')
-      f, ft = num(r[1], nil), num(r[2], nil)
-    end
-    if ft and (self.eft == 0 or ft < self.eft) then self.ef, self.eft = f, ft end
+  local s = self.s
+  s.ef, s.eft = -1, 0
+  for _, b in pairs(s.b) do
+    local ft = b[B_FT]
+    if ft > 0 and (s.eft == 0 or ft < s.eft) then s.ef, s.eft = b[B_F], ft end
   end
 end
 
@@ -136,91 +133,93 @@ end
 -- recent window are subtracted from its sums and folded into the baseline;
 -- baseline buckets falling off the end are subtracted from hE.
 function Creator:roll(newH)
-  local R, B = self.cfg.recent, self.cfg.hist
-  local oldH = self.H
-  if oldH == nil then self.H = newH return end
+  local s, R, B = self.s, self.cfg.recent, self.cfg.hist
+  local oldH = s.H
+  if oldH == nil then s.H = newH return end
   if newH <= oldH then return end
   local early_left = false
-  for h = oldH - R + 1, math.min(oldH, newH - R) do
-    local b = self:bucket(h)
-    local e = b.E or 0
-    self.rE = self.rE - e
-    for k = 0, NTYPES - 1 do self.r[k] = self.r[k] - (b[TKEY[k]] or 0) end
-    self.ria = self.ria - (b.ia or 0)
-    self.rse = self.rse - (b.se or 0)
-    if b.ft and b.ft == self.eft then early_left = true end
-    if e ~= 0 then
-      self.hE = self.hE + e
-      self.edirty[h] = e
+  for h, b in pairs(s.b) do
+    if h <= newH - R then
+      local e = b[B_E]
+      s.rE = s.rE - e
+      for k = 1, NTYPES do s.r[k] = s.r[k] - b[B_T0 + k - 1] end
+      s.ria = s.ria - b[B_IA]
+      s.rse = s.rse - b[B_SE]
+      if b[B_FT] > 0 and b[B_FT] == s.eft then early_left = true end
+      if e ~= 0 and h > newH - R - B then
+        s.hE = s.hE + e
+        self.edirty[h] = e
+      end
+      s.b[h] = nil
+      self.bdel[h] = true
     end
-    self.bdel[h] = true
-    self.bdirty[h] = nil
   end
-  for h = oldH - R - B + 1, math.min(oldH, newH - R - B) do
+  for h = oldH - R - B + 1, math.min(oldH - R, newH - R - B) do
     local e = self:hist_e(h)
-    if e ~= 0 then self.hE = self.hE - e end
+    if e ~= 0 then s.hE = s.hE - e end
     self.edirty[h] = false
   end
-  self.H = newH
+  s.H = newH
   if early_left then self:recompute_early() end
 end
 
 -- Apply one accepted event. ev = {i, creator, type, ts, n, idh, actor,
 -- sponsored, followers, niche}
 function Creator:apply(ev)
-  local cfg = self.cfg
+  local s, cfg = self.s, self.cfg
   local t, ts, n = ev[3], ev[4], ev[5]
-  if ts > self.now then
-    self.now = ts
+  if ts > s.now then
+    s.now = ts
     self:roll(floordiv(ts, cfg.bucket_ms))
   end
-  if self.first == 0 or ts < self.first then self.first = ts end
+  if s.first == 0 or ts < s.first then s.first = ts end
   local h = floordiv(ts, cfg.bucket_ms)
   local e = cfg.weight[t + 1] * n
-  if h > self.H - cfg.recent then
+  if h > s.H - cfg.recent then
     self:add_recent(self:bucket(h), h, ev, e)
-  elseif h > self.H - cfg.recent - cfg.hist and e ~= 0 then
+  elseif h > s.H - cfg.recent - cfg.hist and e ~= 0 then
     self.edirty[h] = self:hist_e(h) + e
-    self.hE = self.hE + e
+    s.hE = s.hE + e
   end
   self:snapshot(ev)
 end
 
 function Creator:add_recent(b, h, ev, e)
+  local s = self.s
   local t, ts, n = ev[3], ev[4], ev[5]
-  self.bdirty[h] = true
-  local tk = TKEY[t]
-  b[tk] = (b[tk] or 0) + n
-  self.r[t] = self.r[t] + n
+  b[B_T0 + t] = b[B_T0 + t] + n
+  s.r[t + 1] = s.r[t + 1] + n
   if e ~= 0 then
-    b.E = (b.E or 0) + e
-    self.rE = self.rE + e
+    b[B_E] = b[B_E] + e
+    s.rE = s.rE + e
     if ev[8] == 1 then
-      b.se = (b.se or 0) + e
-      self.rse = self.rse + e
+      b[B_SE] = b[B_SE] + e
+      s.rse = s.rse + e
     end
   end
   local actor = ev[7]
   if actor and INTERACTION[t] then
-    b.ia = (b.ia or 0) + n
-    self.ria = self.ria + n
+    b[B_IA] = b[B_IA] + n
+    s.ria = s.ria + n
     local list = self.actors[h]
     if not list then list = {} self.actors[h] = list end
     list[#list + 1] = actor
   end
   local fol = ev[9]
-  if fol and (b.ft == nil or ts < b.ft) then b.f, b.ft = fol, ts end
-  if fol and (self.eft == 0 or ts < self.eft) then self.ef, self.eft = fol, ts end
+  if fol then
+    if b[B_FT] == 0 or ts < b[B_FT] then b[B_F], b[B_FT] = fol, ts end
+    if s.eft == 0 or ts < s.eft then s.ef, s.eft = fol, ts end
+  end
 end
 
 -- Latest follower count and niche: the newest ts wins.
 function Creator:snapshot(ev)
-  local m, ts, fol, niche = self.m, ev[4], ev[9], ev[10]
+  local s, ts, fol, niche = self.s, ev[4], ev[9], ev[10]
   if fol then
-    if ts >= self.folts then self.fol, self.folts = fol, ts end
-    if fol <= self.cfg.micro_max and ts > self.below then self.below = ts end
+    if ts >= s.folts then s.fol, s.folts = fol, ts end
+    if fol <= self.cfg.micro_max and ts > s.below then s.below = ts end
   end
-  if niche and ts >= num(m.nichets, 0) then m.niche, m.nichets = niche, ts end
+  if niche and ts >= s.nichets then s.niche, s.nichets = niche, ts end
 end
 
 -- One ZMSCORE for all the ids this commit carries for the creator, rather
@@ -253,6 +252,7 @@ function Creator:flush_actors()
       for i = 1, #list, 1000 do
         redis.call('PFADD', self.base .. ':u:' .. h, unpack(list, i, math.min(i + 999, #list)))
       end
+      self.hll[h] = true
     end
   end
   self.actors = {}
@@ -260,61 +260,33 @@ end
 
 function Creator:uniques()
   local ks = {}
-  for h = self.H - self.cfg.recent + 1, self.H do ks[#ks + 1] = self.base .. ':u:' .. h end
+  for h = self.s.H - self.cfg.recent + 1, self.s.H do ks[#ks + 1] = self.base .. ':u:' .. h end
   return redis.call('PFCOUNT', unpack(ks))
-end
-
--- Write back the meta fields whose value changed.
-function Creator:flush_meta(refresh)
-  local m, m0 = self.m, self.m0
-  m.now, m.first, m.H = self.now, self.first, self.H
-  m.rE, m.ria, m.rse, m.hE, m.ef, m.eft = self.rE, self.ria, self.rse, self.hE, self.ef, self.eft
-  if self.folts > 0 then m.fol, m.folts = self.fol, self.folts end
-  if self.below > 0 then m.below = self.below end
-  for k = 0, NTYPES - 1 do m[RKEY[k]] = self.r[k] end
-  if refresh then m.xp = self.cfg.wall end
-  local args = {}
-  for k, v in pairs(m) do
-    local sv = type(v) == 'number' and S(v) or v
-    if m0[k] ~= sv then
-      args[#args + 1] = k
-      args[#args + 1] = sv
-    end
-  end
-  if #args > 0 then redis.call('HSET', self.base .. ':m', unpack(args)) end
 end
 
 function Creator:flush_buckets()
   local base, ttl = self.base, self.cfg.ttl_s
-  for h in pairs(self.bdirty) do
-    local fa = {}
-    for k, v in pairs(self.buckets[h]) do fa[#fa + 1] = k fa[#fa + 1] = S(v) end
-    if #fa > 0 then redis.call('HSET', base .. ':b:' .. h, unpack(fa)) end
-  end
   self:flush_actors()
   for h in pairs(self.bnew) do
-    if not self.bdel[h] then
-      redis.call('EXPIRE', base .. ':b:' .. h, ttl)
-      redis.call('EXPIRE', base .. ':u:' .. h, ttl)
-    end
+    if self.hll[h] and not self.bdel[h] then redis.call('EXPIRE', base .. ':u:' .. h, ttl) end
   end
-  for h in pairs(self.bdel) do
-    redis.call('DEL', base .. ':b:' .. h, base .. ':u:' .. h)
-  end
+  local dels = {}
+  for h in pairs(self.bdel) do dels[#dels + 1] = base .. ':u:' .. h end
+  for i = 1, #dels, 1000 do redis.call('DEL', unpack(dels, i, math.min(i + 999, #dels))) end
 end
 
-function Creator:flush_hist(refresh)
+function Creator:flush_hist()
   local eset, edel = {}, {}
   for h, v in pairs(self.edirty) do
     if v then eset[#eset + 1] = h eset[#eset + 1] = S(v) else edel[#edel + 1] = h end
   end
   local key = self.base .. ':e'
-  if #eset > 0 then redis.call('HSET', key, unpack(eset)) end
+  if #eset > 0 then
+    redis.call('HSET', key, unpack(eset))
+    redis.call('EXPIRE', key, self.cfg.ttl_s)
+  end
   for i = 1, #edel, 1000 do
     redis.call('HDEL', key, unpack(edel, i, math.min(i + 999, #edel)))
-  end
-  if #eset > 0 and (refresh or redis.call('TTL', key) < 0) then
-    redis.call('EXPIRE', key, self.cfg.ttl_s)
   end
 end
 
@@ -333,28 +305,30 @@ function Creator:flush_ids()
   redis.call('PEXPIRE', key, self.cfg.horizon_ms + 1000)
 end
 
--- Every key carries a wall-clock TTL as a backstop for abandoned creators;
--- refreshing it hourly rather than on every commit saves most EXPIREs.
+-- One SET of the whole state, with the wall-clock TTL that frees an
+-- abandoned creator (event time, not the TTL, decides what is in a window).
 function Creator:flush(niches)
   local cfg = self.cfg
-  local refresh = self.m0.xp == nil or cfg.wall - tonumber(self.m0.xp) >= TTL_REFRESH_MS
-  self:flush_meta(refresh)
-  if refresh then redis.call('EXPIRE', self.base .. ':m', cfg.ttl_s) end
+  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_s)
   self:flush_buckets()
-  self:flush_hist(refresh)
+  self:flush_hist()
   self:flush_ids()
-  local niche = self.m.niche
-  if niche and (niches[niche] or 0) < self.now then niches[niche] = self.now end
+  local niche = self.s.niche
+  if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
+end
+
+-- The daemon needs the state after the commit only where a rule was in
+-- play (the checkpoints carry the rest) or the creator is on a leaderboard.
+function Creator:interesting()
+  return self.s.bd ~= nil or self.watching or #self.checkpoints > 0
 end
 
 -- What the daemon needs to evaluate the rules (detect.c).
 function Creator:summary(uniques)
-  local m = self.m
-  local counts = {}
-  for k = 0, NTYPES - 1 do counts[k + 1] = self.r[k] end
-  return { self.c, self.now, self.first, self.fol, self.folts, self.ef, self.eft,
-           self.below, self:gbase(), self.rE, self.hE, counts, self.ria, self.rse,
-           num(m.cd0, 0), num(m.cd1, 0), num(m.cd2, 0), m.niche or false, m.bd or false,
+  local s = self.s
+  return { self.c, s.now, s.first, s.fol, s.folts, s.ef, s.eft,
+           s.below, self:gbase(), s.rE, s.hE, s.r, s.ria, s.rse,
+           s.cd[1], s.cd[2], s.cd[3], s.niche or false, s.bd or false,
            uniques or -1 }
 end
 
@@ -373,39 +347,38 @@ end
 -- this commit where it is expected to fire (its alert is sent after the
 -- commit, so the stored cooldown cannot show it yet).
 function Creator:cooling(k)
-  local cd = math.max(num(self.m['cd' .. k], 0), self.pcd[k] or 0)
-  return cd > 0 and math.abs(self.now - cd) < self.cfg.det[11]
-end
-
-function Creator:days_hist()
-  local cfg = self.cfg
-  local span_end = (self.H - cfg.recent + 1) * cfg.bucket_ms
-  local span_start = span_end - cfg.hist * cfg.bucket_ms
-  local d = (span_end - math.max(span_start, self.first)) / DAY_MS
-  return math.max(0, math.min(d, cfg.hist * cfg.bucket_ms / DAY_MS))
+  local cd = math.max(self.s.cd[k + 1], self.pcd[k] or 0)
+  return cd > 0 and math.abs(self.s.now - cd) < self.cfg.det[11]
 end
 
 -- The crossing the last graduated alert was about (that crossing is not
 -- alerted again), including one expected from a checkpoint of this commit.
 function Creator:gbase()
-  return self.pgbase or num(self.m.gbase, 0)
+  return self.pgbase or self.s.gbase
+end
+
+function Creator:days_hist()
+  local s, cfg = self.s, self.cfg
+  local span_end = (s.H - cfg.recent + 1) * cfg.bucket_ms
+  local span_start = span_end - cfg.hist * cfg.bucket_ms
+  local d = (span_end - math.max(span_start, s.first)) / DAY_MS
+  return math.max(0, math.min(d, cfg.hist * cfg.bucket_ms / DAY_MS))
 end
 
 -- Which rules hold on the sums, cooldowns aside: graduated, the volume rules
 -- of rising, the follower jump of suspicious.
 function Creator:conditions()
-  local d, fol = self.cfg.det, self.fol
+  local s, d = self.s, self.cfg.det
+  local fol = s.fol
   if fol > d[2] then
-    return self.below > 0 and self.below < self.folts and self.below ~= self:gbase(),
-      false, false
+    return s.below > 0 and s.below < s.folts and s.below ~= self:gbase(), false, false
   end
-  if fol < d[1] or self.now - self.first < d[3] then return false, false, false end
-  local mu = (self.hE + d[4] * fol) / (self:days_hist() + 1)
-  local E = self.rE
+  if fol < d[1] or s.now - s.first < d[3] then return false, false, false end
+  local mu = (s.hE + d[4] * fol) / (self:days_hist() + 1)
+  local E = s.rE
   local volume = E >= d[5] and E >= d[6] * mu and (E - mu) / math.sqrt(mu + 1) >= d[7]
     and E >= d[8] * fol
-  local jump = self.ef > 0 and self.eft < self.folts and fol >= (1 + d[9]) * self.ef
-    and E < d[10] * mu
+  local jump = s.ef > 0 and s.eft < s.folts and fol >= (1 + d[9]) * s.ef and E < d[10] * mu
   return false, volume, jump
 end
 
@@ -417,12 +390,12 @@ function Creator:watch()
     self:flush_actors()
     local u = self:uniques()
     self.checkpoints[#self.checkpoints + 1] = self:summary(u)
-    local d = self.cfg.det
-    if grad then self.pcd[2], self.pgbase = self.now, self.below end
-    if jump then self.pcd[1] = self.now end
+    local s, d = self.s, self.cfg.det
+    if grad then self.pcd[2], self.pgbase = s.now, s.below end
+    if jump then self.pcd[1] = s.now end
     if volume then
-      local fails = self.ria >= d[13] and self.ria > 0 and u / self.ria < d[14]
-      self.pcd[fails and 1 or 0] = self.now
+      local fails = s.ria >= d[13] and s.ria > 0 and u / s.ria < d[14]
+      self.pcd[fails and 1 or 0] = s.now
     end
   end
   self.watching = firing
@@ -441,7 +414,8 @@ end
 -- Returns msgpack [units_out, creators, checkpoints]
 --   unit_out = [status, ok, dup, too_old_indexes, ack or nil]
 --     status 0 applied, 1 request already committed (ack replayed)
---   creators = every creator touched, after the commit (Creator:summary)
+--   creators = creators touched whose rules were in play or who are on a
+--     leaderboard, after the commit (Creator:summary)
 --   checkpoints = summaries with unique engagers after the events where a
 --     rule may have started to hold, in event order per creator
 
@@ -474,7 +448,7 @@ local function apply_unit(cfg, unit, creators, order)
   local ok, dup, too_old = 0, 0, {}
   for _, ev in ipairs(unit[4]) do
     local st = state_of(cfg, ev[2], creators, order)
-    if st.now ~= 0 and ev[4] < st.now - cfg.lateness_ms then
+    if st.s.now ~= 0 and ev[4] < st.s.now - cfg.lateness_ms then
       too_old[#too_old + 1] = ev[1]
     elseif ev[6] and st:seen(ev[6]) then
       dup = dup + 1
@@ -513,7 +487,7 @@ local function finish(cfg, order)
   local summaries, checkpoints, niches = {}, {}, {}
   for _, st in ipairs(order) do
     st:flush(niches)
-    summaries[#summaries + 1] = st:summary()
+    if st:interesting() then summaries[#summaries + 1] = st:summary() end
     for _, cp in ipairs(st.checkpoints) do checkpoints[#checkpoints + 1] = cp end
   end
   local nk = cfg.prefix .. 'nichenow'
@@ -579,11 +553,13 @@ end
 local function alert(keys, args)
   local a = cmsgpack.unpack(args[1])
   local prefix, c, k, kind, ts, cooldown = a[1], a[2], a[3], a[4], a[5], a[6]
-  local mkey = prefix .. '{' .. c .. '}:m'
-  local cd = num(redis.call('HGET', mkey, 'cd' .. k), nil)
-  if cd and math.abs(ts - cd) < cooldown then return cmsgpack.pack({ 0 }) end
-  redis.call('HSET', mkey, 'cd' .. k, S(ts), 'lak', kind, 'lat', S(ts))
-  if a[11] then redis.call('HSET', mkey, 'gbase', S(a[11])) end
+  local st = state_get(prefix, c)
+  if not st then return cmsgpack.pack({ 0 }) end
+  local cd = st.cd[k + 1]
+  if cd > 0 and math.abs(ts - cd) < cooldown then return cmsgpack.pack({ 0 }) end
+  st.cd[k + 1], st.lak, st.lat = ts, kind, ts
+  if a[11] then st.gbase = a[11] end
+  state_put_keepttl(prefix, c, st)
   local seq = next_seq(prefix)
   local msg = a[9] .. cmsgpack.pack(seq) .. a[10]
   redis.call('XADD', prefix .. 'alerts', 'MAXLEN', '~', a[7], S(seq) .. '-0',
@@ -604,17 +580,19 @@ local function board(keys, args)
   local prefix = a[1]
   for _, u in ipairs(a[2]) do
     local c, niche, add, z, vel = u[1], u[2] or '_', u[3], u[4], u[5]
-    local mkey = prefix .. '{' .. c .. '}:m'
-    local old = redis.call('HGET', mkey, 'bd')
+    local st = state_get(prefix, c)
+    local old = st and st.bd
     if old and old ~= niche then redis.call('ZREM', board_key(prefix, old), c) end
-    if add == 1 then
+    if st and add == 1 then
       redis.call('ZADD', board_key(prefix, niche), S(z), c)
       redis.call('ZADD', prefix .. 'top', S(z), c)
-      redis.call('HSET', mkey, 'bd', niche, 'bz', S(z), 'bv', S(vel))
+      st.bd, st.bz, st.bv = niche, z, vel
+      state_put_keepttl(prefix, c, st)
     elseif old then
       redis.call('ZREM', board_key(prefix, old), c)
       redis.call('ZREM', prefix .. 'top', c)
-      redis.call('HDEL', mkey, 'bd', 'bz', 'bv')
+      st.bd, st.bz, st.bv = nil, nil, nil
+      state_put_keepttl(prefix, c, st)
     end
   end
   return 1
@@ -630,14 +608,15 @@ local function top(keys, args)
   local res = {}
   for _, c in ipairs(members) do
     if #res >= n then break end
-    local r = redis.call('HMGET', prefix .. '{' .. c .. '}:m', 'now', 'niche', 'fol', 'bz', 'bv', 'bd')
-    local nnow = r[6] and num(redis.call('HGET', prefix .. 'nichenow', r[6]), 0) or 0
-    if r[1] == false or r[6] == false or num(r[1], 0) < nnow - stale then
+    local st = state_get(prefix, c)
+    local bd = st and st.bd
+    local nnow = bd and num(redis.call('HGET', prefix .. 'nichenow', bd), 0) or 0
+    if not bd or st.now < nnow - stale then
       redis.call('ZREM', key, c)
       redis.call('ZREM', prefix .. 'top', c)
-      if r[6] then redis.call('ZREM', board_key(prefix, r[6]), c) end
+      if bd then redis.call('ZREM', board_key(prefix, bd), c) end
     else
-      res[#res + 1] = { c, r[2] or false, num(r[3], -1), num(r[4], 0), num(r[5], 0) }
+      res[#res + 1] = { c, st.niche or false, st.fol, st.bz or 0, st.bv or 0 }
     end
   end
   return cmsgpack.pack(res)
@@ -665,8 +644,8 @@ local function creator(keys, args)
     if st.is_new then
       out[#out + 1] = { false, 0, false, 0 }
     else
-      out[#out + 1] = { st:summary(), uniques(st.base, st.H, recent),
-                        st.m.lak or false, num(st.m.lat, 0) }
+      out[#out + 1] = { st:summary(), uniques(st.base, st.s.H, recent),
+                        st.s.lak or false, st.s.lat or 0 }
     end
   end
   return cmsgpack.pack(out)

@@ -70,7 +70,8 @@ typedef struct creator_summary {
 typedef struct commit_result {
     unit_result *units; /* one per batch unit, same order */
     size_t n_units;
-    creator_summary *creators; /* every creator touched, after the commit */
+    creator_summary *creators; /* after the commit: creators whose rules were in
+                                  * play, or on a leaderboard */
     size_t n_creators;
     /* states right after the events where a rule may have started to hold,
      * with unique_engagers filled, in event order per creator */

@@ -232,5 +232,18 @@ def ev(creator, type_, ts, **kw):
     return e
 
 
+def creator_state(r, creator, prefix="nousu:"):
+    """A creator's state as the Function library stores it (one msgpack map
+    per creator: docs/redis-keys.md), or None."""
+    raw = r.get("%s{%s}" % (prefix, creator))
+    return msgpack.unpackb(raw, raw=False, strict_map_key=False) if raw else None
+
+
+def counts_in_redis(r, creator, prefix="nousu:"):
+    """Per-type counts of the creator's recent window, straight from Redis."""
+    st = creator_state(r, creator, prefix)
+    return list(st["r"]) if st else [0] * 9
+
+
 def pack(obj):
     return msgpack.packb(obj, use_bin_type=True)

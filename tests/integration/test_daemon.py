@@ -6,7 +6,7 @@ import subprocess
 import time
 import unittest
 
-from harness import NOUSUD, Case, RedisServer, ev, now_ms, pack, wait_for
+from harness import NOUSUD, Case, RedisServer, counts_in_redis, ev, now_ms, pack, wait_for
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR
@@ -213,7 +213,7 @@ class Lifecycle(Case):
         log = self.d.read_log()
         self.assertIn("everything taken in is committed", log)
         # whatever was accepted is in Redis
-        likes = int(self.r.hget("nousu:{ig:z}:m", "r1") or 0)
+        likes = counts_in_redis(self.r, "ig:z")[1]
         self.assertGreaterEqual(likes, 1)
 
     def test_redis_outage_is_survived(self):

@@ -60,6 +60,9 @@ class EndToEnd(Case):
         got = kinds_by_creator(alerts)
         for creator, kinds in world.EXPECTED.items():
             self.assertEqual(got.get(creator, set()), kinds, creator)
+        # one alert per planted role: the cooldown holds, a crossing is
+        # alerted once
+        self.assertEqual(len(alerts), sum(len(k) for k in world.EXPECTED.values()))
 
         seqs = [a[2] for a in alerts]
         self.assertEqual(seqs, sorted(seqs))

@@ -8,7 +8,7 @@ import unittest
 
 import msgpack
 
-from harness import RedisServer, now_ms
+from harness import RedisServer, counts_in_redis, creator_state, now_ms
 
 LUA = os.path.join(os.path.dirname(__file__), "../../daemon/nousu.lua")
 HOUR = 3600 * 1000
@@ -58,9 +58,9 @@ class Function(unittest.TestCase):
         unit = [None, 1, [], [self.ev(0, "c", LIKE, t, n=5)]]
         self.commit([unit], "inst:1")
         self.commit([unit], "inst:1")  # the reply was lost: same id
-        self.assertEqual(self.r.hget("nousu:{c}:m", "r1"), b"5")
+        self.assertEqual(counts_in_redis(self.r, "c")[LIKE], 5)
         self.commit([unit], "inst:2")  # a new batch is applied
-        self.assertEqual(self.r.hget("nousu:{c}:m", "r1"), b"10")
+        self.assertEqual(counts_in_redis(self.r, "c")[LIKE], 10)
 
     def test_window_sums_by_hand(self):
         now = (self.wall // HOUR) * HOUR + 30 * 60 * 1000  # half past an hour
@@ -71,27 +71,25 @@ class Function(unittest.TestCase):
             self.ev(3, "w", LIKE, now - 23 * HOUR, n=7),      # recent: 7
             self.ev(4, "w", COMMENT, now, actor="a"),         # recent: 3
         ]
-        _, cs = self.commit([[None, 5, [], evs]])
-        c = cs["w"]
-        now_, first, fol = c[1], c[2], c[3]
-        e_recent, e_hist, counts, ia = c[9], c[10], c[11], c[12]
-        self.assertEqual((now_, first, fol), (now, now - 9 * DAY, 3000))
-        self.assertEqual(e_recent, 10)
-        self.assertEqual(e_hist, 14)
-        self.assertEqual(counts[LIKE], 7)
-        self.assertEqual(counts[COMMENT], 1)
-        self.assertEqual(ia, 1)
+        self.commit([[None, 5, [], evs]])
+        st = creator_state(self.r, "w")
+        self.assertEqual((st["now"], st["first"], st["fol"]), (now, now - 9 * DAY, 3000))
+        self.assertEqual(st["rE"], 10)
+        self.assertEqual(st["hE"], 14)
+        self.assertEqual(st["r"][LIKE], 7)
+        self.assertEqual(st["r"][COMMENT], 1)
+        self.assertEqual(st["ria"], 1)
         # one more hour later, the like of 23 h ago moves to the baseline
-        _, cs = self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 2 * HOUR)]]])
-        c = cs["w"]
-        self.assertEqual((c[9], c[10]), (3 + 1, 14 + 7))
+        self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 2 * HOUR)]]])
+        st = creator_state(self.r, "w")
+        self.assertEqual((st["rE"], st["hE"]), (3 + 1, 14 + 7))
         # eight days later everything has left both windows
-        _, cs = self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 9 * DAY)]]])
-        c = cs["w"]
-        self.assertEqual((c[9], c[10]), (1, 0))
+        self.commit([[None, 1, [], [self.ev(0, "w", LIKE, now + 9 * DAY)]]])
+        st = creator_state(self.r, "w")
+        self.assertEqual((st["rE"], st["hE"]), (1, 0))
         self.assertEqual(self.r.hlen("nousu:{w}:e"), 0)
-        buckets = list(self.r.scan_iter("nousu:{w}:b:*"))
-        self.assertEqual(len(buckets), 1)
+        self.assertEqual(len(creator_state(self.r, "w")["b"]), 1)
+        self.assertEqual(len(list(self.r.scan_iter("nousu:{w}:u:*"))), 0)
 
     def test_too_old_dedup_and_request_replay(self):
         t = self.wall - 1000
@@ -109,7 +107,7 @@ class Function(unittest.TestCase):
         out2, _ = self.commit([unit])
         self.assertEqual(out2[0][0], 1)
         self.assertEqual(out2[0][4], out[0][4])
-        self.assertEqual(self.r.hget("nousu:{d}:m", "r1"), b"1")
+        self.assertEqual(counts_in_redis(self.r, "d")[LIKE], 1)
 
     def alert(self, creator, kind_i, kind, ts):
         a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",
@@ -118,6 +116,8 @@ class Function(unittest.TestCase):
 
     def test_alert_cooldown_and_seq(self):
         t = self.wall
+        self.commit([[None, 3, [], [self.ev(i, c, LIKE, t - 1000) for i, c in enumerate("abc")]]])
+        self.assertEqual(self.alert("nobody", 0, "rising", t), [0])  # no such creator
         self.assertEqual(self.alert("a", 0, "rising", t)[0], 1)
         self.assertEqual(self.alert("a", 0, "rising", t + DAY - 1), [0])
         self.assertEqual(self.alert("a", 1, "suspicious", t)[0], 2)

@@ -62,8 +62,9 @@ class Gen:
                 self.add(creator, t, ts, actor, n=n,
                          followers=fol if rng.random() < 0.2 else None)
                 e += w * n
-            self.add(creator, "view", self.start + d * DAY + rng.random() * DAY, n=50,
-                     followers=followers(self.start + d * DAY) if callable(followers) else followers)
+            ts = self.start + d * DAY + rng.random() * DAY
+            self.add(creator, "view", ts, n=50,
+                     followers=followers(ts) if callable(followers) else followers)
 
     def spike(self, creator, t0, t1, total, actors, followers, types, n=1):
         rng = self.rng
