@@ -73,7 +73,12 @@ class RedisServer:
             args += ["--appendfsync", appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self.client = redis.Redis(host="127.0.0.1", port=self.port)
-        wait_for(self._ping, what="redis-server")
+        wait_for(lambda: self.proc.poll() is not None or self._ping(), what="redis-server")
+        # The server that answers is this one, not another process that took
+        # the port (a restart on the same port can lose that race).
+        assert self.proc.poll() is None, "redis-server exited (port %d taken?)" % self.port
+        assert self.client.info("server")["process_id"] == self.proc.pid, \
+            "another process answers on port %d" % self.port
         # Refuse a dirty database: the tests own it entirely.
         if expect_empty:
             assert self.client.dbsize() == 0, "redis db not empty"
