@@ -8,7 +8,10 @@
 #include "ingest.h"
 #include "log.h"
 
-/* The messages behind one unit: payload, and for requests the peer identity. */
+/* The messages behind one unit: payload, and for requests the peer identity.
+ * Each lives at a fixed address until ingest_destroy: a message of up to 33
+ * bytes keeps its bytes inside the zmq_msg_t itself, and decoded events point
+ * into them, so growing the table must not move the messages. */
 typedef struct held {
     zmq_msg_t payload;
     zmq_msg_t identity;
@@ -19,7 +22,7 @@ struct ingest {
     void *pull;
     void *router;
     ingest_opts o;
-    held *held;
+    held **held;
     size_t held_cap;
     bool turn_ack; /* alternate sockets so neither starves the other */
 };
@@ -72,6 +75,8 @@ void ingest_destroy(ingest **inp) {
         return;
     close_socket(&in->pull);
     close_socket(&in->router);
+    for (size_t i = 0; i < in->held_cap; i++)
+        free(in->held[i]);
     free(in->held);
     free(in);
     *inp = NULL;
@@ -105,10 +110,13 @@ static int reserve(ingest *in, batch *b) {
     }
     if (b->n_units == in->held_cap) {
         size_t cap = in->held_cap ? in->held_cap * 2 : 256;
-        held *h = realloc(in->held, cap * sizeof *h);
+        held **h = realloc(in->held, cap * sizeof *h);
         if (!h)
             return -ENOMEM;
-        in->held = h, in->held_cap = cap;
+        in->held = h;
+        for (; in->held_cap < cap; in->held_cap++)
+            if (!(h[in->held_cap] = calloc(1, sizeof **h)))
+                return -ENOMEM;
     }
     return 0;
 }
@@ -146,7 +154,7 @@ static int decode_unit(decoder *d, batch *b, batch_unit *u, const zmq_msg_t *pay
 }
 
 static int read_pull(ingest *in, decoder *d, batch *b, int64_t now_ms) {
-    held *h = &in->held[b->n_units];
+    held *h = in->held[b->n_units];
     zmq_msg_init(&h->payload);
     h->has_identity = false;
     if (zmq_msg_recv(&h->payload, in->pull, ZMQ_DONTWAIT) < 0) {
@@ -169,7 +177,7 @@ static int read_pull(ingest *in, decoder *d, batch *b, int64_t now_ms) {
  * acknowledged: it is dead-lettered as malformed and dropped. */
 static int read_request(ingest *in, decoder *d, store *st, batch *b, int64_t now_ms,
                         uint64_t *bad) {
-    held *h = &in->held[b->n_units];
+    held *h = in->held[b->n_units];
     zmq_msg_t rid;
     zmq_msg_init(&h->identity);
     if (zmq_msg_recv(&h->identity, in->router, ZMQ_DONTWAIT) < 0) {
@@ -235,7 +243,7 @@ int ingest_read(ingest *in, decoder *d, store *st, batch *b, size_t max_events, 
 void ingest_ack(ingest *in, const batch *b, const commit_result *r) {
     for (size_t i = 0; i < b->n_units && i < r->n_units; i++) {
         const batch_unit *u = &b->units[i];
-        held *h = &in->held[i];
+        held *h = in->held[i];
         if (u->source != SOURCE_ACK || !h->has_identity || !r->units[i].ack)
             continue;
         /* Best effort: a peer that went away resends and gets the stored ack. */
@@ -253,9 +261,9 @@ void ingest_ack(ingest *in, const batch *b, const commit_result *r) {
 
 void ingest_release(ingest *in, batch *b) {
     for (size_t i = 0; i < b->n_units; i++) {
-        zmq_msg_close(&in->held[i].payload);
-        if (in->held[i].has_identity)
-            zmq_msg_close(&in->held[i].identity);
+        zmq_msg_close(&in->held[i]->payload);
+        if (in->held[i]->has_identity)
+            zmq_msg_close(&in->held[i]->identity);
     }
     b->n_units = 0;
     b->n_items = 0;

@@ -508,15 +508,21 @@ local function commit(keys, args)
   end
   local creators, order, out = {}, {}, {}
   local replay = prepare(cfg, req[2], creators, order)
+  -- A request resent while the first copy waited in the same queue (no ack
+  -- in time, e.g. during a Redis outage) is in this very commit: answer it
+  -- with the ack of its first copy, as if that were already stored.
+  local acked = {}
   for u, unit in ipairs(req[2]) do
-    if replay[u] then
-      out[#out + 1] = { 1, 0, 0, {}, replay[u] }
+    local again = replay[u] or (unit[1] and acked[unit[1]])
+    if again then
+      out[#out + 1] = { 1, 0, 0, {}, again }
     else
       local ok, dup, too_old = apply_unit(cfg, unit, creators, order)
       local ack = false
       if unit[1] then
         ack = make_ack(unit, ok, dup, too_old)
         redis.call('SET', cfg.prefix .. 'req:' .. unit[1], ack, 'EX', cfg.request_ttl)
+        acked[unit[1]] = ack
       end
       out[#out + 1] = { 0, ok, dup, too_old, ack }
     end
