@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "cli.h"
 
@@ -26,7 +27,15 @@ typedef struct tail {
     uint64_t *seen;
     size_t n_seen, cap_seen;
     int failed; /* write error on stdout */
+    /* The subscription reaches the publisher some time after it is made:
+     * until a live alert proves it is in place, the stream is read again
+     * (from last_read) so that nothing published in between is missed. */
+    const nousu_redis_opts *redis;
+    uint64_t last_read; /* highest seq read from the stream */
+    bool synced;
 } tail;
+
+#define SYNC_POLL_MS 500
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -117,6 +126,8 @@ static bool seen_has(const tail *t, uint64_t seq) {
 
 static int on_stream_alert(int err, const nousu_alert *a, void *ud) {
     tail *t = ud;
+    if (a->seq > t->last_read)
+        t->last_read = a->seq;
     if (err < 0) {
         fprintf(stderr, PROG ": stream entry %llu is not a valid alert, ignoring\n",
                 (unsigned long long)a->seq);
@@ -149,12 +160,48 @@ static bool live_duplicate(tail *t, uint64_t seq) {
     return false;
 }
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Read the stream from where the last catch-up stopped. */
+static int catch_up(tail *t) {
+    uint64_t from = t->last_read > t->since ? t->last_read : t->since;
+    int r = nousu_alerts_since(t->redis, from, on_stream_alert, t);
+    if (r < 0)
+        fprintf(stderr, PROG ": catching up from Redis %s: %s\n",
+                t->redis->host ? t->redis->host : "127.0.0.1", strerror(-r));
+    return r;
+}
+
+/* How long the next receive may wait: the idle timeout, and while not yet
+ * synced the stream poll interval. -1: for ever. */
+static int next_wait(const tail *t, int64_t idle_deadline) {
+    int64_t wait = -1;
+    if (idle_deadline >= 0) {
+        wait = idle_deadline - mono_ms();
+        if (wait < 0)
+            wait = 0;
+    }
+    if (t->have_since && !t->synced && (wait < 0 || wait > SYNC_POLL_MS))
+        wait = SYNC_POLL_MS;
+    return (int)wait;
+}
+
 static int run_live(tail *t, nousu_subscriber *s, int64_t timeout_ms) {
     nousu_alert a;
+    int64_t idle_deadline = timeout_ms > 0 ? mono_ms() + timeout_ms : -1;
     while (!done(t)) {
-        int r = nousu_subscriber_recv(s, &a, timeout_ms > 0 ? (int)timeout_ms : -1);
-        if (r == -EAGAIN)
-            return 0; /* --timeout-ms without an alert */
+        int r = nousu_subscriber_recv(s, &a, next_wait(t, idle_deadline));
+        if (r == -EAGAIN) {
+            if (idle_deadline >= 0 && mono_ms() >= idle_deadline)
+                return 0; /* --timeout-ms without an alert */
+            if (t->have_since && !t->synced && catch_up(t) < 0)
+                return -EIO;
+            continue;
+        }
         if (r == -EINTR)
             continue; /* cli_stop is checked by done() */
         if (r == -EBADMSG) {
@@ -164,6 +211,15 @@ static int run_live(tail *t, nousu_subscriber *s, int64_t timeout_ms) {
         if (r < 0) {
             fprintf(stderr, PROG ": receiving: %s\n", strerror(-r));
             return r;
+        }
+        if (timeout_ms > 0)
+            idle_deadline = mono_ms() + timeout_ms;
+        if (t->have_since && !t->synced) {
+            /* The first live alert: the subscription is in place. What was
+             * published before it is in the stream. */
+            if (catch_up(t) < 0)
+                return -EIO;
+            t->synced = true;
         }
         if (!live_duplicate(t, a.seq) && (r = print_alert(t, &a)) < 0)
             return r;
@@ -264,12 +320,9 @@ int main(int argc, char **argv) {
     nousu_subscriber *s = subscribe(&o, &t, use_curve ? &cc.keys : NULL);
     if (!s)
         return CLI_EXIT_FAIL;
-    if (t.have_since) {
-        r = nousu_alerts_since(&o.redis, t.since, on_stream_alert, &t);
-        if (r < 0)
-            fprintf(stderr, PROG ": catching up from Redis %s: %s\n",
-                    o.redis.host ? o.redis.host : "127.0.0.1", strerror(-r));
-    }
+    t.redis = &o.redis;
+    if (t.have_since)
+        r = catch_up(&t);
     if (r >= 0)
         r = run_live(&t, s, o.timeout_ms);
     nousu_subscriber_destroy(&s);

@@ -55,6 +55,22 @@ class Tools(Case):
         st = self.d.stats()
         self.assertEqual((st["events_accepted"], st["events_duplicate"]), (2, 1))
 
+    def test_tail_since_reads_the_stream_until_live_alerts_arrive(self):
+        # A subscription that never takes effect (nothing publishes there):
+        # alerts that come after the first catch-up must still be printed,
+        # from the stream re-read while no live alert has proved the
+        # subscription.
+        t = subprocess.Popen([tool("nousu-tail"), "--endpoint=ipc://%s/nowhere" % self.dir,
+                              "--since=0", "--redis=127.0.0.1:%d" % self.redis.port,
+                              "--count=3", "--timeout-ms=30000"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.run([tool("nousu-demo"), "--endpoint=" + self.d.ep["ingest_ack"], "--ack"],
+                       capture_output=True, timeout=120, check=True)
+        out, err = t.communicate(timeout=30)
+        self.assertEqual(t.returncode, 0, err)
+        self.assertEqual({(a["kind"], a["creator"]) for a in map(json.loads, out.splitlines())},
+                         DEMO_EXPECTED)
+
     def test_tail_live_with_topic_filter(self):
         # --since 0 closes the window before the subscription is in place;
         # live alerts already printed from the stream are skipped by seq
