@@ -256,35 +256,37 @@ static void reject(loop *l, reject_reason why, batch_source src, const strref *r
                 raw->len);
 }
 
-/* Count and dead-letter what the decoder refused, once per batch. */
+/* Count the frames of a batch, once (a batch may be committed on a retry). */
 static void account_batch(loop *l) {
     if (l->b_accounted)
         return;
     for (size_t u = 0; u < l->b.n_units; u++) {
-        const batch_unit *bu = &l->b.units[u];
         l->stats.frames++;
-        l->stats.requests += bu->source == SOURCE_ACK;
-        for (size_t i = 0; i < bu->n_items; i++) {
-            const decode_item *it = &l->b.items[bu->first_item + i];
-            if (it->reason != REJECT_NONE)
-                reject(l, it->reason, bu->source, &it->ev.raw);
-        }
+        l->stats.requests += l->b.units[u].source == SOURCE_ACK;
     }
     l->b_accounted = true;
 }
 
+/* What the decoder refused, and what Redis refused (too_old), is counted and
+ * dead-lettered after the commit: a request answered with its first ack had
+ * its rejections counted the first time. */
+static void account_unit(loop *l, const batch_unit *bu, const unit_result *r) {
+    const decode_item *items = &l->b.items[bu->first_item];
+    for (size_t i = 0; i < bu->n_items; i++)
+        if (items[i].reason != REJECT_NONE)
+            reject(l, items[i].reason, bu->source, &items[i].ev.raw);
+    l->stats.events_accepted += r->ok;
+    l->stats.events_duplicate += r->dup;
+    for (uint32_t i = 0; i < r->n_too_old && r->too_old[i] < bu->n_items; i++)
+        reject(l, REJECT_TOO_OLD, bu->source, &items[r->too_old[i]].ev.raw);
+}
+
 static void account_results(loop *l) {
     for (size_t u = 0; u < l->res.n_units; u++) {
-        const unit_result *r = &l->res.units[u];
-        const batch_unit *bu = &l->b.units[u];
-        if (r->replayed) {
+        if (l->res.units[u].replayed)
             l->stats.requests_replayed++;
-            continue;
-        }
-        l->stats.events_accepted += r->ok;
-        l->stats.events_duplicate += r->dup;
-        for (uint32_t i = 0; i < r->n_too_old && r->too_old[i] < bu->n_items; i++)
-            reject(l, REJECT_TOO_OLD, bu->source, &l->b.items[bu->first_item + r->too_old[i]].ev.raw);
+        else
+            account_unit(l, &l->b.units[u], &l->res.units[u]);
     }
 }
 

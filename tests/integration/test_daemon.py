@@ -148,13 +148,17 @@ class Acknowledged(Case):
     def test_request_id_replays_first_ack(self):
         t = now_ms() - 1000
         dl = self.d.dealer()
-        payload = pack([ev("ig:q", "like", t), ev("ig:q", "like", t)])
+        payload = pack([ev("ig:q", "like", t), ev("ig:q", "like", t), {"creator": "ig:q"}])
         first = self.d.request(dl, b"same-id", payload)
         again = self.d.request(dl, b"same-id", payload)
         self.assertEqual(first, again)
-        self.assertEqual(first["ok"], 2)
+        self.assertEqual((first["ok"], first["rejected"]), (2, 1))
         self.assertEqual(self.d.creator("ig:q")["counts"]["like"], 2)
-        self.assertEqual(self.d.stats()["requests_replayed"], 1)
+        st = self.d.stats()
+        self.assertEqual(st["requests_replayed"], 1)
+        # the replay neither counts nor dead-letters the rejection again
+        self.assertEqual(st["events_rejected"], 1)
+        self.assertEqual(len(self.r.xrange("nousu:deadletter")), 1)
 
     def test_frame_rejected_whole_counts_one(self):
         dl = self.d.dealer()

@@ -71,6 +71,27 @@ class Tools(Case):
         self.assertEqual({(a["kind"], a["creator"]) for a in map(json.loads, out.splitlines())},
                          DEMO_EXPECTED)
 
+    def test_top_once_prints_the_leaderboard(self):
+        subprocess.run([tool("nousu-demo"), "--endpoint=" + self.d.ep["ingest_ack"], "--ack"],
+                       capture_output=True, timeout=120, check=True)
+        r = subprocess.run([tool("nousu-top"), "--once", "--endpoint=" + self.d.ep["control"],
+                            "--niche=knitting", "--niche=fitness"],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotIn("\x1b", r.stdout)  # plain text for scripts
+        rows = [line.split() for line in r.stdout.splitlines()]
+        riser = [row for row in rows if "demo:riser" in row]
+        self.assertEqual(len(riser), 1, r.stdout)
+        self.assertIn("knitting", riser[0])
+        # the burst is suspicious, not rising: not on the fitness board
+        self.assertNotIn("demo:burst", r.stdout)
+        # a daemon that does not answer: a clear error, exit 1
+        r = subprocess.run([tool("nousu-top"), "--once", "--timeout-ms=300",
+                            "--endpoint=ipc://%s/nobody" % self.dir],
+                           capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 1)
+        self.assertTrue(r.stderr.strip())
+
     def test_tail_live_with_topic_filter(self):
         # --since 0 closes the window before the subscription is in place;
         # live alerts already printed from the stream are skipped by seq
