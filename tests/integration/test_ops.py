@@ -111,11 +111,17 @@ class Notify(Case):
         self.assertEqual(d.proc.wait(10), 0)
 
 
+def write_atomically(path, text):
+    """As an editor or config manager would: never a half-written file."""
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.rename(path + ".tmp", path)
+
+
 class Reload(Case):
     def test_sighup_under_traffic_loses_nothing(self):
         conf = os.path.join(self.dir, "n.conf")
-        with open(conf, "w") as f:
-            f.write("log_level = info\nrising_min_velocity = 3\n")
+        write_atomically(conf, "log_level = info\nrising_min_velocity = 3\n")
         d = self.start_daemon("r", config_file=conf)
         p = d.push()
         t = now_ms() - 1000
@@ -125,19 +131,18 @@ class Reload(Case):
                          for k in range(50)]))
             sent += 50
             if i == 10:
-                with open(conf, "w") as f:
-                    f.write("log_level = debug\nrising_min_velocity = 4\n")
+                write_atomically(conf, "log_level = debug\nrising_min_velocity = 4\n")
                 os.kill(d.proc.pid, signal.SIGHUP)
+                wait_for(lambda: "configuration reloaded" in d.read_log(), what="reload")
             if i == 25:
-                with open(conf, "w") as f:
-                    f.write("log_level = info\nkey_prefix = elsewhere:\n")
+                write_atomically(conf, "log_level = info\nkey_prefix = elsewhere:\n")
                 os.kill(d.proc.pid, signal.SIGHUP)
+                wait_for(lambda: "keeping the running" in d.read_log(), what="refused reload")
         st = d.wait_accepted(sent)
         self.assertEqual(st["events_accepted"], sent)
         log = d.read_log()
-        self.assertIn("configuration reloaded", log)
-        self.assertRegex(log, r"reload: .*key_prefix.*keeping the running configuration")
         self.assertIn("changed: log_level, rising_min_velocity", log)
+        self.assertRegex(log, r"reload: .*key_prefix.*keeping the running configuration")
 
 
 def install_tree(tmp):
