@@ -11,6 +11,7 @@ to stderr, so they show in the ctest log. Every wait is against a deadline.
 """
 import collections
 import json
+import os
 import random
 import signal
 import socket
@@ -110,6 +111,7 @@ class Pirate:
         self.sends = self.resends = self.extra_acks = 0
         self.mismatches = []        # (rid, first ack, later ack)
         self.error = None
+        self.limit = None           # first sends allowed so far (None: all)
         self.lock = threading.Lock()
         self.halt = threading.Event()
         self.thread = None
@@ -126,6 +128,17 @@ class Pirate:
         self.halt.set()
         self.thread.join(10)
         assert not self.thread.is_alive(), "producer thread did not stop"
+
+    def hold_after(self, n):
+        """Send no new request past the n-th (None: no limit), so that a
+        fault lands mid-stream however fast the daemon is; requests already
+        in flight are still resent."""
+        with self.lock:
+            self.limit = n
+
+    def in_flight(self):
+        with self.lock:
+            return len(self.inflight)
 
     def done(self):
         with self.lock:
@@ -153,7 +166,8 @@ class Pirate:
             while not self.halt.is_set() and not self.done():
                 now = time.monotonic()
                 with self.lock:
-                    while self.todo and len(self.inflight) < self.window:
+                    while (self.todo and len(self.inflight) < self.window and
+                           (self.limit is None or self.sends < self.limit)):
                         self._send(s, self.todo.popleft(), now)
                         self.sends += 1
                     for rid, at in list(self.inflight.items()):
@@ -287,12 +301,15 @@ class RedisKilled(AckedLoad):
         p.start()
         kills, not_durable = [], []
         for frac, outage in ((0.25, "short"), (0.6, "past the producer's timeout")):
+            p.hold_after(int(frac * len(w.requests)) + p.window)
             wait_for(lambda: len(p.acked()) >= frac * len(w.requests) or p.done(), 30,
                      "%d%% acked" % (frac * 100))
             self.assertFalse(p.done(), "the stream ended before the kill")
             errors = stats_alive(self.d)["redis_errors"]
             stop_pid(self.redis.proc, signal.SIGKILL)
             acked_at_kill = len(p.acked())
+            # more requests, into the outage
+            p.hold_after(int(frac * len(w.requests)) + 2 * p.window)
             # the daemon finds Redis gone on its next commit, keeps the batch
             wait_daemon(self.d, lambda: stats_alive(self.d)["redis_errors"] > errors, 10,
                         "commit failure")
@@ -306,6 +323,7 @@ class RedisKilled(AckedLoad):
             acked = list(p.acked())
             not_durable += sorted(set(acked) - set(committed_requests(self.r, acked)))
             kills.append("%d/%d" % (acked_at_kill, len(w.requests)))
+        p.hold_after(None)
         p.wait_done(40)
         st = stats_alive(self.d)
         reconnects = len(log_lines(self.d, "redis: reconnected"))
@@ -376,13 +394,20 @@ class DaemonKilled(AckedLoad):
         kills = []
         for run, frac in enumerate((0.25, 0.6)):
             d = self.live_daemon()
+            p.hold_after(int(frac * len(w.requests)) + p.window)
             wait_for(lambda: len(p.acked()) >= frac * len(w.requests) or p.done(), 30,
                      "%d%% acked" % (frac * 100))
             self.assertFalse(p.done(), "the stream ended before the kill")
+            # Freeze it, let requests pile up in flight, then kill it: some
+            # were read (perhaps committed) and never acked.
+            os.kill(d.proc.pid, signal.SIGSTOP)
+            p.hold_after(int(frac * len(w.requests)) + 2 * p.window)
+            wait_for(lambda: p.in_flight() > 0, 10, "requests in flight")
             d.stop(signal.SIGKILL)
             kills.append("%d/%d" % (len(p.acked()), len(w.requests)))
             # same endpoints (ipc paths), a log of its own
             self.start_daemon("d", log_name="d-run%d" % (run + 2))
+        p.hold_after(None)
         p.wait_done(40)
         st = self.live_daemon().stats()
         self.check_exact("kill9-nousud", w, p, kills_at_acked=",".join(kills),
@@ -395,6 +420,7 @@ class Terminated(AckedLoad):
     def test_sigterm_mid_stream_keeps_every_acked_event(self):
         w = Workload("c")
         p = Pirate(self.d.ep["ingest_ack"], w.requests)
+        p.hold_after(len(w.requests) // 3 + p.window)
         p.start()
         wait_for(lambda: len(p.acked()) >= len(w.requests) // 3 or p.done(), 30, "a third acked")
         self.assertFalse(p.done(), "the stream ended before SIGTERM")
@@ -424,6 +450,7 @@ class Terminated(AckedLoad):
         self.assertTrue(any("everything taken in is committed" in x for x in shutdown))
         # a new daemon on the same endpoints: the producer finishes, exactly
         self.start_daemon("d", log_name="d-run2")
+        p.hold_after(None)
         p.start()
         p.wait_done(40)
         self.check_exact("sigterm-restart", w, p)
