@@ -27,9 +27,9 @@ def main():
     per_hour = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     harness.NOUSUD = os.path.join(build, "nousud")
     case = harness.Case()
-    # A 2 s dedup horizon lets the remembered ids expire before the second
-    # reading, so the windows' own memory is measured apart from them.
-    case.daemon_args = ["--dedup_horizon_s=2"]
+    # Every id of the run lands in one 30 s slice: enough buckets that each
+    # set holds under 512 ids and stays an intset, as sized in production.
+    case.daemon_args = ["--dedup_buckets=1024"]
     case.setUp()
     try:
         run(case, creators, per_hour)
@@ -74,23 +74,26 @@ def run(case, creators, per_hour):
           % (creators, sent, per_hour))
     print("redis used_memory per creator: %.0f bytes (%.1f KiB)" % (per_creator, per_creator / 1024))
     print("one creator's keys (MEMORY USAGE):")
-    names = {"state": "state (msgpack)", "u": "HyperLogLogs", "e": "baseline hash",
-             "ids": "dedup zset"}
+    names = {"state": "state (msgpack)", "u": "HyperLogLogs", "e": "baseline hash"}
     for k, v in sorted(kinds.items()):
         print("  %-22s %3d keys %7d bytes" % (names.get(k, k), counts[k], v))
     print("  %-22s %3d keys %7d bytes" % ("total", sum(counts.values()), sum(kinds.values())))
-    ids = r.zcard("nousu:{mem:creator00000}:ids")
+    ids = id_bytes = 0
+    for key in r.scan_iter(match="nousu:ids:*", count=1000):
+        ids += r.scard(key)
+        id_bytes += r.memory_usage(key, samples=0)
     if ids:
-        print("dedup: %.0f bytes per remembered id by MEMORY USAGE (%d ids held)"
-              % (kinds["ids"] / ids, ids))
-    time.sleep(3.5)  # past the horizon + 1 s: the id sets expire
-    for key in r.scan_iter(match="nousu:*", count=1000):
-        r.exists(key)  # expire lazily now rather than whenever Redis samples
+        print("dedup: %d ids held in %d bytes of sets = %.1f bytes per remembered id"
+              % (ids, id_bytes, id_bytes / ids))
+    # what the id sets hold expires after the horizon: delete them now to
+    # read the windows' own memory
+    for key in list(r.scan_iter(match="nousu:ids:*", count=1000)):
+        r.delete(key)
     windows = r.info("memory")["used_memory"] - base
-    print("redis used_memory per creator once the ids expired: %.0f bytes (%.1f KiB)"
+    print("redis used_memory per creator without the id sets: %.0f bytes (%.1f KiB)"
           % (windows / creators, windows / creators / 1024))
-    print("so each remembered id cost %.0f bytes of used_memory"
-          % ((used - windows) / (sent or 1)))
+    if ids:
+        print("so each remembered id cost %.1f bytes of used_memory" % ((used - windows) / ids))
 
 
 if __name__ == "__main__":

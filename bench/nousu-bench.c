@@ -976,30 +976,29 @@ static void verify_counts(ctl *c, const workload *w, uint32_t (*sent)[NTYPES], l
     }
 }
 
-/* MEMORY USAGE of every touched creator's dedup-id set, pipelined. */
+/* MEMORY USAGE of the dedup-id sets (<prefix>ids:<slice>:<bucket>). */
 static double ids_memory(redisContext *r, const opts *o, const workload *w, uint32_t (*sent)[NTYPES]) {
+    (void)w, (void)sent;
     double sum = 0;
-    long k = 0;
-    while (k < w->creators) {
-        long queued = 0;
-        for (; k < w->creators && queued < 1000; k++) {
-            uint64_t total = 0;
-            for (int t = 0; t < NTYPES; t++)
-                total += sent[k][t];
-            if (total) {
-                redisAppendCommand(r, "MEMORY USAGE %s{%s}:ids", o->key_prefix, w->names[k]);
-                queued++;
-            }
-        }
-        for (long q = 0; q < queued; q++) {
-            redisReply *rep = NULL;
-            if (redisGetReply(r, (void **)&rep) != REDIS_OK)
+    char cursor[32] = "0";
+    do {
+        redisReply *rep = redisCommand(r, "SCAN %s MATCH %sids:* COUNT 1000", cursor, o->key_prefix);
+        if (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2)
+            die("redis SCAN: %s", r->errstr);
+        snprintf(cursor, sizeof cursor, "%s", rep->element[0]->str);
+        redisReply *keys = rep->element[1];
+        for (size_t i = 0; i < keys->elements; i++)
+            redisAppendCommand(r, "MEMORY USAGE %s SAMPLES 0", keys->element[i]->str);
+        for (size_t i = 0; i < keys->elements; i++) {
+            redisReply *m = NULL;
+            if (redisGetReply(r, (void **)&m) != REDIS_OK)
                 die("redis MEMORY USAGE: %s", r->errstr);
-            if (rep->type == REDIS_REPLY_INTEGER)
-                sum += (double)rep->integer;
-            freeReplyObject(rep);
+            if (m->type == REDIS_REPLY_INTEGER)
+                sum += (double)m->integer;
+            freeReplyObject(m);
         }
-    }
+        freeReplyObject(rep);
+    } while (strcmp(cursor, "0") != 0);
     return sum;
 }
 

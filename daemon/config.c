@@ -167,6 +167,9 @@ static const setting settings[] = {
             "event time since a creator's first event before it may be flagged, seconds"),
     CFG_INT(dedup_horizon_s, G_WINDOWS, 120, 1, 604800, RELOAD,
             "how long event ids are remembered for dedup, wall-clock seconds"),
+    CFG_INT(dedup_buckets, G_WINDOWS, 256, 1, 1048576, RESTART,
+            "remembered ids are spread over this many Redis sets per 30 s slice; "
+            "keep ids per slice / buckets under 512 so each stays a compact intset"),
     CFG_INT(request_ttl_s, G_WINDOWS, 86400, 1, 2592000, RESTART,
             "how long acknowledged request ids and their acks are remembered, seconds"),
 

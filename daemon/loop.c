@@ -100,7 +100,7 @@ static commit_params commit_params_now(const loop *l) {
         /* Every key of a creator outlives its windows, in wall-clock time,
          * with margin for late events and slow replays. */
         .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
-        .micro_max = c->tier_micro_max, .det = l->dp, .cooldown_ms = c->cooldown_s * 1000,
+        .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets, .det = l->dp, .cooldown_ms = c->cooldown_s * 1000,
         .max_checkpoints = MAX_CHECKPOINTS,
     };
     memcpy(p.weight, c->weight, sizeof p.weight);

@@ -12,7 +12,9 @@
 --                        baseline, the recent buckets, cooldowns, leaderboard
 --   P{c}:u:<h>    hll    unique actors of bucket h
 --   P{c}:e        hash   h -> E for the baseline buckets
---   P{c}:ids      zset   64-bit hashes of event ids -> wall ms first seen
+--   P:ids:<slice>:<b> set  event ids remembered for dedup (64-bit hashes as
+--                        decimals: an intset), by 30 s slice of wall clock and
+--                        bucket b picked by the daemon from the hash
 --   P:req:<rid>   string the ack given for request rid
 --   P:commit:<id> string reply of a recent commit, for its retries (10 min)
 --   P:seq         string alert sequence counter
@@ -94,8 +96,6 @@ local function creator_load(cfg, c)
   self.edirty = {}      -- h -> E or false (delete) for the baseline hash
   self.actors = {}      -- h -> actors waiting for PFADD
   self.hll = {}         -- h -> true: PFADD done by this commit
-  self.ids = nil        -- id hashes known (see prefetch_ids)
-  self.newids = {}      -- ids first seen in this commit, in order
   self.checkpoints = {}
   self.watching = false
   self.pcd = {}         -- kind -> ts of a checkpoint expected to fire it
@@ -222,30 +222,6 @@ function Creator:snapshot(ev)
   if niche and ts >= s.nichets then s.niche, s.nichets = niche, ts end
 end
 
--- One ZMSCORE for all the ids this commit carries for the creator, rather
--- than one ZADD per event.
-function Creator:prefetch_ids(list)
-  local key = self.base .. ':ids'
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. self.cfg.wall_horizon)
-  self.ids = {}
-  for i = 1, #list, 1000 do
-    local part = { unpack(list, i, math.min(i + 999, #list)) }
-    local scores = redis.call('ZMSCORE', key, unpack(part))
-    for j = 1, #part do
-      if scores[j] then self.ids[part[j]] = true end
-    end
-  end
-end
-
--- true when the event id (its 64-bit hash) was already seen within the
--- dedup horizon; otherwise remembers it.
-function Creator:seen(idh)
-  if self.ids[idh] then return true end
-  self.ids[idh] = true
-  self.newids[#self.newids + 1] = idh
-  return false
-end
-
 function Creator:flush_actors()
   for h, list in pairs(self.actors) do
     if not self.bdel[h] then
@@ -290,21 +266,6 @@ function Creator:flush_hist()
   end
 end
 
-function Creator:flush_ids()
-  local ids = self.newids
-  if #ids == 0 then return end
-  local key, score = self.base .. ':ids', self.cfg.wall_s
-  for i = 1, #ids, 500 do
-    local args = {}
-    for j = i, math.min(i + 499, #ids) do
-      args[#args + 1] = score
-      args[#args + 1] = ids[j]
-    end
-    redis.call('ZADD', key, unpack(args))
-  end
-  redis.call('PEXPIRE', key, self.cfg.horizon_ms + 1000)
-end
-
 -- One SET of the whole state, with the wall-clock TTL that frees an
 -- abandoned creator (event time, not the TTL, decides what is in a window).
 function Creator:flush(niches)
@@ -312,7 +273,6 @@ function Creator:flush(niches)
   redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_s)
   self:flush_buckets()
   self:flush_hist()
-  self:flush_ids()
   local niche = self.s.niche
   if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
 end
@@ -402,15 +362,76 @@ function Creator:watch()
 end
 
 ----------------------------------------------------------------------------
+-- Event-id dedup. An id (its 64-bit hash, as a signed decimal so that the
+-- sets stay intsets: 8 bytes an id) is remembered in P:ids:<slice>:<bucket>,
+-- slice = 30 s of wall clock, bucket picked by the daemon from the hash, for
+-- the horizon plus up to one slice. One commit asks each set once.
+
+local DEDUP_SLICE_MS = 30000
+
+local Dedup = {}
+Dedup.__index = Dedup
+
+local function dedup_new(cfg)
+  local self = setmetatable({ cfg = cfg, known = {}, fresh = {} }, Dedup)
+  self.cur = floordiv(cfg.wall, DEDUP_SLICE_MS)
+  self.oldest = floordiv(cfg.wall - cfg.horizon_ms, DEDUP_SLICE_MS)
+  return self
+end
+
+function Dedup:key(slice, b)
+  return self.cfg.prefix .. 'ids:' .. slice .. ':' .. b
+end
+
+-- by_bucket: bucket -> ids of the commit; one SMISMEMBER per slice and bucket.
+function Dedup:prefetch(by_bucket)
+  for b, list in pairs(by_bucket) do
+    for slice = self.oldest, self.cur do
+      local key = self:key(slice, b)
+      for i = 1, #list, 1000 do
+        local part = { unpack(list, i, math.min(i + 999, #list)) }
+        local r = redis.call('SMISMEMBER', key, unpack(part))
+        for j = 1, #part do
+          if r[j] == 1 then self.known[part[j]] = true end
+        end
+      end
+    end
+  end
+end
+
+-- true when the id was already seen within the horizon; otherwise remembers it.
+function Dedup:seen(id, b)
+  if self.known[id] then return true end
+  self.known[id] = true
+  local list = self.fresh[b]
+  if not list then list = {} self.fresh[b] = list end
+  list[#list + 1] = id
+  return false
+end
+
+function Dedup:flush()
+  local ttl = math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000)
+  for b, list in pairs(self.fresh) do
+    local key = self:key(self.cur, b)
+    for i = 1, #list, 1000 do
+      redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
+    end
+    redis.call('EXPIRE', key, ttl)
+  end
+end
+
+----------------------------------------------------------------------------
 -- nousu_commit: apply every unit (a PULL frame or an acknowledged request)
 -- read in one loop iteration.
 --
 -- ARGV[1] = msgpack [cfg, units]; ARGV[2] = commit id (unique per batch,
 --   the same on every retry of that batch)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
---            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det]
+--            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det,
+--            dedup_buckets]
 --   unit  = [rid or nil, total, pre_errors [[i, reason]...], events]
---   event = [i, creator, type, ts, n, idh, actor, sponsored, followers, niche]
+--   event = [i, creator, type, ts, n, id (hash, decimal), actor, sponsored,
+--            followers, niche, id bucket]
 -- Returns msgpack [units_out, creators, checkpoints]
 --   unit_out = [status, ok, dup, too_old_indexes, ack or nil]
 --     status 0 applied, 1 request already committed (ack replayed)
@@ -422,8 +443,7 @@ end
 local function parse_cfg(a)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
            lateness_ms = a[6], horizon_ms = a[7], request_ttl = a[8], micro_max = a[9],
-           ttl_s = a[10], weight = a[11], det = a[12],
-           wall_s = S(a[2]), wall_horizon = S(a[2] - a[7]) }
+           ttl_s = a[10], weight = a[11], det = a[12], dedup_buckets = a[13] }
 end
 
 local function make_ack(unit, ok, dup, too_old)
@@ -444,13 +464,13 @@ local function state_of(cfg, c, creators, order)
   return st
 end
 
-local function apply_unit(cfg, unit, creators, order)
+local function apply_unit(cfg, unit, creators, order, dedup)
   local ok, dup, too_old = 0, 0, {}
   for _, ev in ipairs(unit[4]) do
     local st = state_of(cfg, ev[2], creators, order)
     if st.s.now ~= 0 and ev[4] < st.s.now - cfg.lateness_ms then
       too_old[#too_old + 1] = ev[1]
-    elseif ev[6] and st:seen(ev[6]) then
+    elseif ev[6] and dedup:seen(ev[6], ev[11]) then
       dup = dup + 1
     else
       st:apply(ev)
@@ -462,8 +482,8 @@ local function apply_unit(cfg, unit, creators, order)
 end
 
 -- Which units are requests already committed (answered with their first
--- ack), and the event ids of the others per creator, for one ZMSCORE each.
-local function prepare(cfg, units, creators, order)
+-- ack), and the event ids of the others by bucket, asked for all at once.
+local function prepare(cfg, units, dedup)
   local replay, ids = {}, {}
   for u, unit in ipairs(units) do
     local prev = unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1])
@@ -472,14 +492,14 @@ local function prepare(cfg, units, creators, order)
     else
       for _, ev in ipairs(unit[4]) do
         if ev[6] then
-          local list = ids[ev[2]]
-          if not list then list = {} ids[ev[2]] = list end
+          local list = ids[ev[11]]
+          if not list then list = {} ids[ev[11]] = list end
           list[#list + 1] = ev[6]
         end
       end
     end
   end
-  for c, list in pairs(ids) do state_of(cfg, c, creators, order):prefetch_ids(list) end
+  dedup:prefetch(ids)
   return replay
 end
 
@@ -507,7 +527,8 @@ local function commit(keys, args)
     if done then return done end
   end
   local creators, order, out = {}, {}, {}
-  local replay = prepare(cfg, req[2], creators, order)
+  local dedup = dedup_new(cfg)
+  local replay = prepare(cfg, req[2], dedup)
   -- A request resent while the first copy waited in the same queue (no ack
   -- in time, e.g. during a Redis outage) is in this very commit: answer it
   -- with the ack of its first copy, as if that were already stored.
@@ -517,7 +538,7 @@ local function commit(keys, args)
     if again then
       out[#out + 1] = { 1, 0, 0, {}, again }
     else
-      local ok, dup, too_old = apply_unit(cfg, unit, creators, order)
+      local ok, dup, too_old = apply_unit(cfg, unit, creators, order, dedup)
       local ack = false
       if unit[1] then
         ack = make_ack(unit, ok, dup, too_old)
@@ -528,6 +549,7 @@ local function commit(keys, args)
     end
   end
   local summaries, checkpoints = finish(cfg, order)
+  dedup:flush()
   local reply = cmsgpack.pack({ out, summaries, checkpoints })
   if ckey then redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S) end
   return reply

@@ -317,7 +317,7 @@ static void pack_watch(msgpack_packer *pk, const commit_params *p) {
 
 static void pack_cfg(store *s, const commit_params *p) {
     msgpack_packer *pk = &s->pk;
-    msgpack_pack_array(pk, 12);
+    msgpack_pack_array(pk, 13);
     pack_cstr(pk, s->prefix);
     msgpack_pack_int64(pk, p->wall_ms);
     msgpack_pack_int64(pk, p->bucket_ms);
@@ -332,6 +332,7 @@ static void pack_cfg(store *s, const commit_params *p) {
     for (int t = 0; t < EV__COUNT; t++)
         msgpack_pack_int64(pk, p->weight[t]);
     pack_watch(pk, p);
+    msgpack_pack_int64(pk, p->dedup_buckets);
 }
 
 static void pack_opt_str(msgpack_packer *pk, const strref *r) {
@@ -341,28 +342,30 @@ static void pack_opt_str(msgpack_packer *pk, const strref *r) {
         msgpack_pack_nil(pk);
 }
 
-/* An event id travels as its 64-bit XXH3 hash (8 bytes): exact in practice,
- * and a fraction of the memory of the id itself in the dedup set. */
-static void pack_id_hash(msgpack_packer *pk, const strref *id) {
-    if (!id->len) {
-        msgpack_pack_nil(pk);
-        return;
-    }
+/* An event id is remembered as its 64-bit XXH3 hash, exact in practice: as
+ * a signed decimal, so that Redis keeps the sets of them as intsets (8 bytes
+ * an id), in the set its low bits pick among dedup_buckets. */
+static void id_hash(const strref *id, int64_t buckets, char dec[24], uint64_t *ret_bucket) {
     uint64_t h = XXH3_64bits(id->ptr, id->len);
-    char b[8];
-    for (int i = 0; i < 8; i++)
-        b[i] = (char)(h >> (56 - 8 * i));
-    pack_str(pk, b, 8);
+    snprintf(dec, 24, "%lld", (long long)(int64_t)h);
+    *ret_bucket = h % (uint64_t)(buckets > 0 ? buckets : 1);
 }
 
-static void pack_event(msgpack_packer *pk, size_t i, const event *e) {
-    msgpack_pack_array(pk, 10);
+static void pack_event(msgpack_packer *pk, size_t i, const event *e, int64_t buckets) {
+    char dec[24];
+    uint64_t bucket = 0;
+    if (e->id.len)
+        id_hash(&e->id, buckets, dec, &bucket);
+    msgpack_pack_array(pk, 11);
     msgpack_pack_uint64(pk, i);
     pack_str(pk, e->creator.ptr, e->creator.len);
     msgpack_pack_int(pk, (int)e->type);
     msgpack_pack_int64(pk, e->ts);
     msgpack_pack_int64(pk, e->n);
-    pack_id_hash(pk, &e->id);
+    if (e->id.len)
+        pack_cstr(pk, dec);
+    else
+        msgpack_pack_nil(pk);
     if (e->actor.len)
         pack_str(pk, event_actor(e), e->actor.len);
     else
@@ -376,9 +379,10 @@ static void pack_event(msgpack_packer *pk, size_t i, const event *e) {
     else
         msgpack_pack_nil(pk);
     pack_opt_str(pk, &e->niche);
+    msgpack_pack_uint64(pk, bucket);
 }
 
-static void pack_unit(msgpack_packer *pk, const batch *b, const batch_unit *u) {
+static void pack_unit(msgpack_packer *pk, const batch *b, const batch_unit *u, int64_t buckets) {
     const decode_item *items = b->items + u->first_item;
     size_t rejected = 0;
     for (size_t i = 0; i < u->n_items; i++)
@@ -400,7 +404,7 @@ static void pack_unit(msgpack_packer *pk, const batch *b, const batch_unit *u) {
     msgpack_pack_array(pk, u->n_items - rejected);
     for (size_t i = 0; i < u->n_items; i++)
         if (items[i].reason == REJECT_NONE)
-            pack_event(pk, i, &items[i].ev);
+            pack_event(pk, i, &items[i].ev, buckets);
 }
 
 void commit_result_clear(commit_result *r) {
@@ -549,7 +553,7 @@ int store_commit(store *s, const batch *b, const commit_params *p, const char *c
     pack_cfg(s, p);
     msgpack_pack_array(&s->pk, b->n_units);
     for (size_t i = 0; i < b->n_units; i++)
-        pack_unit(&s->pk, b, &b->units[i]);
+        pack_unit(&s->pk, b, &b->units[i], p->dedup_buckets);
     const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id};
     size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id)};
     redisReply *r = round_trip_one(s, 5, argv, lens);

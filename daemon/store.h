@@ -39,6 +39,7 @@ typedef struct commit_params {
     int64_t bucket_ms, recent, hist;
     int64_t lateness_ms, horizon_ms, request_ttl_s, ttl_s;
     int64_t micro_max;
+    int64_t dedup_buckets;
     int64_t weight[EV__COUNT];
     /* the rules' numbers, for the Function to know where a rule may start
      * to hold (see Creator:watch in nousu.lua); detect.c decides */

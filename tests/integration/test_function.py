@@ -42,7 +42,7 @@ class Function(unittest.TestCase):
     def cfg(self):
         det = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
         return ["nousu:", self.wall, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600, WEIGHTS,
-                det]
+                det, 256]
 
     def commit(self, units, commit_id=None):
         args = [pk([self.cfg(), units])] + ([commit_id] if commit_id else [])
@@ -51,7 +51,8 @@ class Function(unittest.TestCase):
 
     @staticmethod
     def ev(i, creator, t, ts, n=1, idh=None, actor=None, fol=None, niche=None):
-        return [i, creator, t, ts, n, idh, actor, None, fol, niche]
+        # ids travel as the decimal of a 64-bit hash with the daemon's bucket
+        return [i, creator, t, ts, n, idh, actor, None, fol, niche, 0]
 
     def test_retried_commit_is_not_applied_twice(self):
         t = self.wall - 1000
@@ -94,8 +95,8 @@ class Function(unittest.TestCase):
     def test_too_old_dedup_and_request_replay(self):
         t = self.wall - 1000
         unit = [b"rid", 4, [[3, "bad_ts"]], [
-            self.ev(0, "d", LIKE, t, idh=b"\x01" * 8),
-            self.ev(1, "d", LIKE, t, idh=b"\x01" * 8),
+            self.ev(0, "d", LIKE, t, idh="-1234567890123"),
+            self.ev(1, "d", LIKE, t, idh="-1234567890123"),
             self.ev(2, "d", LIKE, t - 25 * HOUR)]]
         out, _ = self.commit([unit])
         status, ok, dup, late, ack = out[0]
@@ -108,6 +109,22 @@ class Function(unittest.TestCase):
         self.assertEqual(out2[0][0], 1)
         self.assertEqual(out2[0][4], out[0][4])
         self.assertEqual(counts_in_redis(self.r, "d")[LIKE], 1)
+
+    def test_dedup_is_global_compact_and_expires(self):
+        t = self.wall - 1000
+        evs = [self.ev(i, "x%d" % (i % 3), LIKE, t, idh=str(-10**15 + i * 7919)) for i in range(400)]
+        out, _ = self.commit([[None, 400, [], evs]])
+        self.assertEqual(out[0][1:3], [400, 0])
+        # the same ids for other creators: one id, counted once, globally
+        again = [self.ev(i, "y", LIKE, t, idh=e[5]) for i, e in enumerate(evs)]
+        out, _ = self.commit([[None, 400, [], again]])
+        self.assertEqual(out[0][1:3], [0, 400])
+        keys = list(self.r.scan_iter("nousu:ids:*"))
+        self.assertEqual(len(keys), 1)  # one 30 s slice, bucket 0
+        self.assertEqual(self.r.object("encoding", keys[0]), b"intset")
+        self.assertEqual(self.r.scard(keys[0]), 400)
+        ttl = self.r.ttl(keys[0])
+        self.assertTrue(120 < ttl <= 180, ttl)
 
     def alert(self, creator, kind_i, kind, ts):
         a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",
