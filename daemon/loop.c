@@ -7,7 +7,6 @@
  * until it is: that is the bounded buffer that turns a Redis outage into
  * backpressure on producers (ZeroMQ high-water marks). */
 #include <errno.h>
-#include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +16,10 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#include "clock.h"
 #include "alert.h"
+#include "clock.h"
 #include "control.h"
+#include "decide.h"
 #include "detect.h"
 #include "ingest.h"
 #include "log.h"
@@ -50,7 +50,7 @@ struct loop {
     decoder *dec;
     int sigfd;
     batch b;
-    bool b_accounted; /* its rejections were counted and dead-lettered */
+    bool b_accounted; /* its frames were counted (a batch may be retried) */
     char instance[17];    /* random, names this process's commits */
     uint64_t commit_seq;  /* the batch in hand is commit <instance>:<commit_seq> */
     commit_result res;
@@ -100,8 +100,8 @@ static commit_params commit_params_now(const loop *l) {
         /* Every key of a creator outlives its windows, in wall-clock time,
          * with margin for late events and slow replays. */
         .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
-        .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets, .det = l->dp, .cooldown_ms = c->cooldown_s * 1000,
-        .max_checkpoints = MAX_CHECKPOINTS,
+        .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets, .det = l->dp,
+        .cooldown_ms = c->cooldown_s * 1000, .max_checkpoints = MAX_CHECKPOINTS,
     };
     memcpy(p.weight, c->weight, sizeof p.weight);
     return p;
@@ -292,182 +292,12 @@ static void account_results(loop *l) {
 
 /* ---- detection ---------------------------------------------------------------- */
 
-typedef struct verdict {
-    creator_summary *c;
-    detect_result r;
-} verdict;
-
-static void evaluate(loop *l, verdict *v) {
-    v->c->w.days_hist = window_days_hist(&l->wp, v->c->w.now_ms, v->c->w.first_ms);
-    detect_eval(&l->dp, &v->c->w, &v->r);
-}
-
-static bool wants_uniques(const verdict *v) {
-    if (v->c->w.unique_engagers >= 0)
-        return false;
-    if (v->r.needs_uniques || v->r.on_board)
-        return true;
-    for (int k = 0; k < ALERT__COUNT; k++)
-        if (v->r.fired[k])
-            return true;
-    return false;
-}
-
-/* Fetch unique engagers where a verdict depends on them, and re-evaluate. */
-static int resolve_uniques(loop *l, verdict *v, size_t n) {
-    creator_summary **need = calloc(n ? n : 1, sizeof *need);
-    int64_t *uniq = calloc(n ? n : 1, sizeof *uniq);
-    size_t m = 0;
-    int rc = -ENOMEM;
-    if (!need || !uniq)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        if (wants_uniques(&v[i]))
-            need[m++] = v[i].c;
-    rc = m ? store_uniques(l->st, l->wp.recent, need, m, uniq) : 0;
-    if (rc < 0)
-        goto out;
-    for (size_t i = 0, j = 0; i < n && j < m; i++)
-        if (v[i].c == need[j]) {
-            v[i].c->w.unique_engagers = uniq[j++];
-            evaluate(l, &v[i]);
-        }
-out:
-    free(need);
-    free(uniq);
-    return rc;
-}
-
-static bool in_cooldown(const loop *l, const creator_summary *c, alert_kind k) {
-    int64_t last = c->cooldown[k];
-    return last && llabs(c->w.now_ms - last) < l->cfg.cooldown_s * 1000;
-}
-
-typedef struct post_work {
-    board_update *boards;
-    size_t n_boards;
-    alert_request *alerts;
-    size_t n_alerts;
-    char (*topics)[ALERT_TOPIC_MAX];
-} post_work;
-
-static void plan_board(const verdict *v, post_work *w) {
-    const creator_summary *c = v->c;
-    bool on = v->r.on_board || (c->board_niche && !v->r.board_drop);
-    if (!on && !c->board_niche)
-        return;
-    w->boards[w->n_boards++] = (board_update){c->creator, c->niche, on, v->r.z, v->r.velocity};
-}
-
-static int plan_alert(loop *l, const verdict *v, alert_kind k, post_work *w) {
-    char reasons[4][DETECT_REASON_LEN];
-    size_t nr = detect_reasons(&l->dp, &v->c->w, &v->r, k, reasons, 4);
-    alert_encode_head(&l->sbuf, k, v->c, &v->r, reasons, nr, wall_ms(), l->cfg.window_s);
-    char *head = malloc(l->sbuf.size);
-    if (!head)
-        return -ENOMEM;
-    memcpy(head, l->sbuf.data, l->sbuf.size);
-    char *topic = w->topics[w->n_alerts];
-    alert_topic(k, v->c->niche, topic);
-    w->alerts[w->n_alerts++] = (alert_request){
-        .creator = v->c->creator, .kind = k, .ts = v->c->w.now_ms,
-        .cooldown_ms = l->cfg.cooldown_s * 1000,
-        .grad_base = k == ALERT_GRADUATED ? v->c->w.below_ts : 0, .topic = topic,
-        .head = head, .head_len = l->sbuf.size, .tail = "", .tail_len = 0,
+static decide_ctx decide_context(loop *l) {
+    return (decide_ctx){
+        .dp = &l->dp, .wp = &l->wp, .cooldown_ms = l->cfg.cooldown_s * 1000,
+        .window_s = l->cfg.window_s, .alerts_maxlen = (size_t)l->cfg.alerts_maxlen,
+        .st = l->st, .pub = l->pub, .stats = &l->stats,
     };
-    return 0;
-}
-
-/* An alert of this kind for this creator is already planned by this commit
- * within the cooldown (the stored cooldowns predate the commit). */
-static bool planned(const loop *l, const post_work *w, const creator_summary *c, alert_kind k) {
-    for (size_t i = 0; i < w->n_alerts; i++)
-        if (w->alerts[i].kind == k && strcmp(w->alerts[i].creator, c->creator) == 0 &&
-            llabs(w->alerts[i].ts - c->w.now_ms) < l->cfg.cooldown_s * 1000)
-            return true;
-    return false;
-}
-
-static int plan_alerts(loop *l, const verdict *v, post_work *w) {
-    for (int k = 0; k < ALERT__COUNT; k++)
-        if (v->r.fired[k] && !in_cooldown(l, v->c, (alert_kind)k) &&
-            !planned(l, w, v->c, (alert_kind)k) && plan_alert(l, v, (alert_kind)k, w) < 0)
-            return -ENOMEM;
-    return 0;
-}
-
-/* Checkpoints first: an alert carries the state right after the event where
- * its rule first held. The state after the commit then updates the
- * leaderboard, and catches any rule the checkpoints did not see. */
-static int plan(loop *l, const verdict *v, size_t n_checkpoints, size_t n, post_work *w) {
-    for (size_t i = 0; i < n_checkpoints + n; i++) {
-        if (i >= n_checkpoints)
-            plan_board(&v[i], w);
-        if (plan_alerts(l, &v[i], w) < 0)
-            return -ENOMEM;
-    }
-    return 0;
-}
-
-static void publish(loop *l, post_work *w) {
-    for (size_t i = 0; i < w->n_alerts; i++) {
-        alert_request *a = &w->alerts[i];
-        if (!a->seq)
-            continue; /* another daemon alerted first: cooldown */
-        l->stats.alerts[a->kind]++;
-        l->stats.alerts_published++;
-        log_info("alert %llu %s %s", (unsigned long long)a->seq, a->topic, a->creator);
-        if (alert_publish(l->pub, a->topic, a->msg, a->msg_len) < 0)
-            log_warning("alerts: publish of seq %llu failed, subscribers catch up from the stream",
-                        (unsigned long long)a->seq);
-    }
-}
-
-static void post_work_free(post_work *w) {
-    for (size_t i = 0; i < w->n_alerts; i++) {
-        free((char *)w->alerts[i].head);
-        free(w->alerts[i].msg);
-    }
-    free(w->boards);
-    free(w->alerts);
-    free(w->topics);
-}
-
-/* Detection over every creator the commit touched, then one round trip for
- * its consequences, then PUB. Failures here lose no event: the commit is
- * done; a missed alert fires on the creator's next event. */
-static void detect_and_post(loop *l) {
-    size_t nc = l->res.n_checkpoints, n = l->res.n_creators, all = nc + n;
-    verdict *v = calloc(all ? all : 1, sizeof *v);
-    post_work w = {
-        .boards = calloc(n ? n : 1, sizeof *w.boards),
-        .alerts = calloc(all * ALERT__COUNT + 1, sizeof *w.alerts),
-        .topics = calloc(all * ALERT__COUNT + 1, sizeof *w.topics),
-    };
-    if (!v || !w.boards || !w.alerts || !w.topics)
-        goto out;
-    for (size_t i = 0; i < all; i++) {
-        v[i].c = i < nc ? &l->res.checkpoints[i] : &l->res.creators[i - nc];
-        evaluate(l, &v[i]);
-        if (i < nc)
-            log_debug("checkpoint %s ts %lld: rising %d suspicious %d graduated %d",
-                      v[i].c->creator, (long long)v[i].c->w.now_ms, v[i].r.fired[0],
-                      v[i].r.fired[1], v[i].r.fired[2]);
-    }
-    if (resolve_uniques(l, v, all) < 0 || plan(l, v, nc, n, &w) < 0)
-        goto out;
-    int64_t t0 = mono_us();
-    if (store_post(l->st, w.boards, w.n_boards, w.alerts, w.n_alerts,
-                   (size_t)l->cfg.alerts_maxlen) < 0) {
-        l->stats.redis_errors++;
-        goto out;
-    }
-    if (w.n_boards || w.n_alerts)
-        histogram_observe(&l->stats.redis_seconds, (double)(mono_us() - t0) / 1e6);
-    publish(l, &w);
-out:
-    post_work_free(&w);
-    free(v);
 }
 
 /* ---- one iteration --------------------------------------------------------- */
@@ -488,7 +318,8 @@ static int process_batch(loop *l) {
     histogram_observe(&l->stats.commit_events, (double)l->b.n_items);
     l->stats.commits++;
     account_results(l);
-    detect_and_post(l);
+    decide_ctx d = decide_context(l);
+    decide_and_post(&d, &l->res);
     ingest_ack(l->in, &l->b, &l->res);
     commit_result_clear(&l->res);
     ingest_release(l->in, &l->b);
@@ -537,9 +368,10 @@ static void query_creator(loop *l, const control_request *q) {
         control_reply_error(&l->sbuf, "unknown_creator");
         return;
     }
-    verdict v = {.c = &c};
-    evaluate(l, &v);
-    control_reply_creator(&l->sbuf, &c, &v.r);
+    decide_ctx d = decide_context(l);
+    detect_result r;
+    decide_evaluate(&d, &c, &r);
+    control_reply_creator(&l->sbuf, &c, &r);
     creator_summary_clear(&c);
 }
 
