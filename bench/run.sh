@@ -8,6 +8,8 @@
 #               make -C build-bench -j2)
 #   e.g. bench/run.sh build-bench -- --events=200000 --risers=20
 # Environment: NOUSUD_ARGS  extra --key=value settings for nousud
+#              REDIS_ARGS   extra redis-server settings, e.g.
+#                           "--appendonly yes --appendfsync everysec"
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #
 # Starts redis-server on a free 127.0.0.1 port in a mktemp dir (no
@@ -67,8 +69,9 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     port_in_use "$port" && continue
+    # shellcheck disable=SC2086 # REDIS_ARGS: extra settings, word-split on purpose
     redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-        --daemonize no --logfile "$dir/redis.log" &
+        --daemonize no --logfile "$dir/redis.log" ${REDIS_ARGS:-} &
     redis_pid=$!
     for ((i = 0; i < 100; i++)); do # 10 s
         kill -0 "$redis_pid" 2>/dev/null || break
