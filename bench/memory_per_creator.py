@@ -74,7 +74,8 @@ def run(case, creators, per_hour):
           % (creators, sent, per_hour))
     print("redis used_memory per creator: %.0f bytes (%.1f KiB)" % (per_creator, per_creator / 1024))
     print("one creator's keys (MEMORY USAGE):")
-    names = {"state": "state (msgpack)", "u": "HyperLogLogs", "e": "baseline hash"}
+    names = {"state": "state (msgpack)", "b": "recent buckets hash", "u": "HyperLogLogs",
+             "e": "baseline hash"}
     for k, v in sorted(kinds.items()):
         print("  %-22s %3d keys %7d bytes" % (names.get(k, k), counts[k], v))
     print("  %-22s %3d keys %7d bytes" % ("total", sum(counts.values()), sum(kinds.values())))

@@ -9,7 +9,8 @@
 -- Key layout (P = key_prefix, c = creator id; docs/redis-keys.md):
 --   P{c}          string the creator's state, one msgpack map (see STATE):
 --                        snapshots, running sums of the recent window and the
---                        baseline, the recent buckets, cooldowns, leaderboard
+--                        baseline, cooldowns, leaderboard
+--   P{c}:b        hash   h -> one recent bucket, a msgpack array (BUCKET)
 --   P{c}:u:<h>    hll    unique actors of bucket h
 --   P{c}:e        hash   h -> E for the baseline buckets
 --   P:ids:<slice>:<b> set  event ids remembered for dedup (64-bit hashes as
@@ -42,8 +43,10 @@ end
 -- STATE: one msgpack map per creator, read and written whole, which is far
 -- cheaper in Redis CPU and memory than a hash of fields and a key per bucket:
 --   now first H fol folts below gbase niche nichets ef eft rE r[9] ria rse hE
---   cd[3] (last alert ts per kind) lak lat (last alert) bd bz bv (board) xp
---   b = { [h] = bucket }, bucket = { E, t0..t8, ia, se, f, ft } (BUCKET_*)
+--   cd[3] (last alert ts per kind) lak lat (last alert) bd bz bv (board) bxp
+-- BUCKET: { E, t0..t8, ia, se, f, ft } (B_*), kept apart in P{c}:b so that a
+-- commit reads and writes only the buckets its events touch: a creator
+-- active all day has 25 of them.
 local B_E, B_T0, B_IA, B_SE, B_F, B_FT = 1, 2, 11, 12, 13, 14
 
 local function new_bucket()
@@ -73,6 +76,7 @@ end
 -- per-creator state, loaded lazily and written back once per commit
 
 local DAY_MS = 86400 * 1000
+local TTL_REFRESH_MS = 3600 * 1000
 
 local Creator = {}
 Creator.__index = Creator
@@ -80,7 +84,7 @@ Creator.__index = Creator
 local function new_state()
   return { now = 0, first = 0, fol = -1, folts = 0, below = 0, gbase = 0, nichets = 0,
            ef = -1, eft = 0, rE = 0, r = { 0, 0, 0, 0, 0, 0, 0, 0, 0 }, ria = 0, rse = 0,
-           hE = 0, cd = { 0, 0, 0 }, b = {} }
+           hE = 0, cd = { 0, 0, 0 } }
 end
 
 local function creator_load(cfg, c)
@@ -91,7 +95,9 @@ local function creator_load(cfg, c)
   local s = state_get(cfg.prefix, c)
   self.is_new = s == nil
   self.s = s or new_state()
+  self.bk = {}          -- h -> bucket, loaded (or created) by this commit
   self.bnew = {}        -- h -> true: bucket created by this commit
+  self.bdirty = {}      -- h -> true: to write back
   self.bdel = {}        -- h -> true (left the recent window)
   self.edirty = {}      -- h -> E or false (delete) for the baseline hash
   self.actors = {}      -- h -> actors waiting for PFADD
@@ -102,13 +108,29 @@ local function creator_load(cfg, c)
   return self
 end
 
+-- Load the buckets hs (those not loaded yet) in one HMGET.
+function Creator:load_buckets(hs)
+  local want = {}
+  for _, h in ipairs(hs) do
+    if self.bk[h] == nil and not self.bdel[h] then want[#want + 1] = h end
+  end
+  if #want == 0 then return end
+  local raw = redis.call('HMGET', self.base .. ':b', unpack(want))
+  for i, h in ipairs(want) do
+    self.bk[h] = raw[i] and cmsgpack.unpack(raw[i]) or false
+  end
+end
+
+-- The bucket h for writing (created when it has none yet).
 function Creator:bucket(h)
-  local b = self.s.b[h]
-  if b == nil then
+  self:load_buckets({ h })
+  local b = self.bk[h]
+  if not b then
     b = new_bucket()
-    self.s.b[h] = b
+    self.bk[h] = b
     self.bnew[h] = true
   end
+  self.bdirty[h] = true
   return b
 end
 
@@ -123,8 +145,13 @@ end
 function Creator:recompute_early()
   local s = self.s
   s.ef, s.eft = -1, 0
-  for _, b in pairs(s.b) do
-    local ft = b[B_FT]
+  local flat = redis.call('HGETALL', self.base .. ':b')
+  for i = 1, #flat, 2 do
+    local h = tonumber(flat[i])
+    if self.bk[h] == nil then self.bk[h] = cmsgpack.unpack(flat[i + 1]) end
+  end
+  for h, b in pairs(self.bk) do
+    local ft = b and not self.bdel[h] and b[B_FT] or 0
     if ft > 0 and (s.eft == 0 or ft < s.eft) then s.ef, s.eft = b[B_F], ft end
   end
 end
@@ -138,8 +165,12 @@ function Creator:roll(newH)
   if oldH == nil then s.H = newH return end
   if newH <= oldH then return end
   local early_left = false
-  for h, b in pairs(s.b) do
-    if h <= newH - R then
+  local leaving = {}
+  for h = oldH - R + 1, math.min(oldH, newH - R) do leaving[#leaving + 1] = h end
+  self:load_buckets(leaving)
+  for _, h in ipairs(leaving) do
+    local b = self.bk[h]
+    if b then
       local e = b[B_E]
       s.rE = s.rE - e
       for k = 1, NTYPES do s.r[k] = s.r[k] - b[B_T0 + k - 1] end
@@ -150,7 +181,7 @@ function Creator:roll(newH)
         s.hE = s.hE + e
         self.edirty[h] = e
       end
-      s.b[h] = nil
+      self.bk[h], self.bdirty[h] = false, nil
       self.bdel[h] = true
     end
   end
@@ -240,8 +271,23 @@ function Creator:uniques()
   return redis.call('PFCOUNT', unpack(ks))
 end
 
+-- Dirty buckets back to P{c}:b, left ones out; its TTL (a backstop, like
+-- every key's) is refreshed hourly.
 function Creator:flush_buckets()
   local base, ttl = self.base, self.cfg.ttl_s
+  local set, del = {}, {}
+  for h in pairs(self.bdirty) do
+    set[#set + 1] = h
+    set[#set + 1] = cmsgpack.pack(self.bk[h])
+  end
+  for h in pairs(self.bdel) do del[#del + 1] = h end
+  if #set > 0 then redis.call('HSET', base .. ':b', unpack(set)) end
+  for i = 1, #del, 1000 do redis.call('HDEL', base .. ':b', unpack(del, i, math.min(i + 999, #del))) end
+  local s = self.s
+  if #set > 0 and (s.bxp == nil or self.cfg.wall - s.bxp >= TTL_REFRESH_MS) then
+    redis.call('EXPIRE', base .. ':b', ttl)
+    s.bxp = self.cfg.wall
+  end
   self:flush_actors()
   for h in pairs(self.bnew) do
     if self.hll[h] and not self.bdel[h] then redis.call('EXPIRE', base .. ':u:' .. h, ttl) end
@@ -270,8 +316,8 @@ end
 -- abandoned creator (event time, not the TTL, decides what is in a window).
 function Creator:flush(niches)
   local cfg = self.cfg
-  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_s)
   self:flush_buckets()
+  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_s)
   self:flush_hist()
   local niche = self.s.niche
   if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
