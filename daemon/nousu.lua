@@ -44,9 +44,11 @@ end
 -- cheaper in Redis CPU and memory than a hash of fields and a key per bucket:
 --   now first H fol folts below gbase niche nichets ef eft rE r[9] ria rse hE
 --   cd[3] (last alert ts per kind) lak lat (last alert) bd bz bv (board) bxp
--- BUCKET: { E, t0..t8, ia, se, f, ft } (B_*), kept apart in P{c}:b so that a
--- commit reads and writes only the buckets its events touch: a creator
--- active all day has 25 of them.
+--   cur (the bucket of H, where live events land)
+-- BUCKET: { E, t0..t8, ia, se, f, ft } (B_*). Only the current one rides in
+-- the state; the older recent ones are kept apart in P{c}:b, so that a commit
+-- reads and writes only the buckets its events touch (a creator active all
+-- day has 25 of them).
 local B_E, B_T0, B_IA, B_SE, B_F, B_FT = 1, 2, 11, 12, 13, 14
 
 local function new_bucket()
@@ -123,6 +125,14 @@ end
 
 -- The bucket h for writing (created when it has none yet).
 function Creator:bucket(h)
+  local s = self.s
+  if h == s.H then
+    if not s.cur then
+      s.cur = new_bucket()
+      self.bnew[h] = true
+    end
+    return s.cur
+  end
   self:load_buckets({ h })
   local b = self.bk[h]
   if not b then
@@ -150,10 +160,12 @@ function Creator:recompute_early()
     local h = tonumber(flat[i])
     if self.bk[h] == nil then self.bk[h] = cmsgpack.unpack(flat[i + 1]) end
   end
+  self.bk[s.H] = s.cur or false -- the current bucket, for the scan below
   for h, b in pairs(self.bk) do
     local ft = b and not self.bdel[h] and b[B_FT] or 0
     if ft > 0 and (s.eft == 0 or ft < s.eft) then s.ef, s.eft = b[B_F], ft end
   end
+  self.bk[s.H] = nil
 end
 
 -- Move the windows so that they end at bucket newH: buckets leaving the
@@ -164,6 +176,10 @@ function Creator:roll(newH)
   local oldH = s.H
   if oldH == nil then s.H = newH return end
   if newH <= oldH then return end
+  -- the current bucket becomes an older one, kept in P{c}:b
+  if s.cur then
+    self.bk[oldH], self.bdirty[oldH], s.cur = s.cur, true, nil
+  end
   local early_left = false
   local leaving = {}
   for h = oldH - R + 1, math.min(oldH, newH - R) do leaving[#leaving + 1] = h end

@@ -1,0 +1,85 @@
+#!/usr/bin/python3
+"""function_microbench.py -- Redis time per event inside nousu_commit, without
+the daemon: the Function library (daemon/nousu.lua, or the file given) is
+loaded into a throwaway redis-server and fed hand-built commits.
+
+  zipf:   20,000 events over 10,000 creators (Zipf s=1.1), fresh creators
+  allday: 5,000 creators with 24 h of history (25 live buckets each), then
+          2 events each in the current hour -- the common case of a live stream
+  ids:    the zipf commit with an id on every event
+
+Usage: bench/function_microbench.py [LUA_FILE]
+"""
+import bisect
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+
+import msgpack
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
+from harness import RedisServer  # noqa: E402
+
+HOUR = 3600 * 1000
+DAY = 24 * HOUR
+DET = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
+
+
+def commit(r, now, events):
+    cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
+           [0, 1, 3, 4, 4, 5, 0, 0, 0], DET, 256]
+    blob = msgpack.packb([cfg, [[None, len(events), [], events]]], use_bin_type=False)
+    t = time.perf_counter()
+    r.execute_command("FCALL", "nousu_commit", 0, blob)
+    return time.perf_counter() - t
+
+
+def ev(i, creator, t, ts, idv=None):
+    return [i, creator, t, ts, 1, idv, None, None, None, None, 0]
+
+
+def zipf_picker(rng, n, s=1.1):
+    cum, total = [], 0.0
+    for k in range(1, n + 1):
+        total += 1 / k ** s
+        cum.append(total)
+    return lambda: "z%d" % bisect.bisect(cum, rng.random() * total)
+
+
+def main():
+    lua = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__),
+                                                            "../daemon/nousu.lua")
+    d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
+    redis = RedisServer(d)
+    try:
+        r = redis.client
+        with open(lua, "rb") as f:
+            r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+        rng = random.Random(1)
+        now = int(time.time() * 1000)
+        pick = zipf_picker(rng, 10000)
+        best = min(commit(r, now, [ev(i, pick(), rng.choice((0, 1, 1, 2)), now - rng.randrange(60000))
+                                   for i in range(20000)]) for _ in range(3))
+        print("zipf:   %5.2f us/event" % (best * 1e6 / 20000))
+        best = min(commit(r, now, [ev(i, pick(), 1, now - rng.randrange(60000),
+                                      str(rng.getrandbits(63)))
+                                   for i in range(20000)]) for _ in range(3))
+        print("ids:    %5.2f us/event" % (best * 1e6 / 20000))
+        n = 5000
+        for hr in range(24, 0, -1):
+            commit(r, now, [ev(i, "a%d" % i, 1, now - hr * HOUR + rng.randrange(HOUR // 2))
+                            for i in range(n)])
+        best = min(commit(r, now, [ev(i, "a%d" % (i % n), rng.choice((0, 1, 2)),
+                                      now - rng.randrange(60000)) for i in range(2 * n)])
+                   for _ in range(3))
+        print("allday: %5.2f us/event (25 live buckets per creator)" % (best * 1e6 / (2 * n)))
+    finally:
+        redis.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
