@@ -110,27 +110,24 @@ class Curve(Case):
 
 
 class BadKeys(Case):
+    def start_with(self, secret, allowed):
+        """nousud with these key files (bytes); returns (exit status, stderr)."""
+        paths = os.path.join(self.dir, "s.key"), os.path.join(self.dir, "a.keys")
+        for path, data in zip(paths, (secret, allowed)):
+            with open(path, "wb") as f:
+                f.write(data)
+        r = subprocess.run([NOUSUD, "--redis_port=%d" % self.redis.port, "--metrics=",
+                            "--ingest=", "--ingest_ack=", "--alerts=", "--control=",
+                            "--curve_secret_key_file=" + paths[0],
+                            "--curve_allowed_keys_file=" + paths[1]],
+                           capture_output=True, text=True, timeout=10)
+        return r.returncode, r.stderr
+
     def test_bad_key_files_stop_start_up(self):
-        sec = os.path.join(self.dir, "s.key")
-        allowed = os.path.join(self.dir, "a.keys")
-        with open(sec, "w") as f:
-            f.write("not a key\n")
-        with open(allowed, "w") as f:
-            f.write("")
-        r = subprocess.run([NOUSUD, "--redis_port=%d" % self.redis.port, "--metrics=",
-                            "--ingest=", "--ingest_ack=", "--alerts=", "--control=",
-                            "--curve_secret_key_file=" + sec, "--curve_allowed_keys_file=" + allowed],
-                           capture_output=True, text=True, timeout=10)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("Z85", r.stderr)
+        rc, err = self.start_with(b"not a key\n", b"")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("Z85", err)
         _, server_sec = zmq.curve_keypair()
-        with open(sec, "wb") as f:
-            f.write(server_sec)
-        with open(allowed, "w") as f:
-            f.write("tooshort\n")
-        r = subprocess.run([NOUSUD, "--redis_port=%d" % self.redis.port, "--metrics=",
-                            "--ingest=", "--ingest_ack=", "--alerts=", "--control=",
-                            "--curve_secret_key_file=" + sec, "--curve_allowed_keys_file=" + allowed],
-                           capture_output=True, text=True, timeout=10)
-        self.assertNotEqual(r.returncode, 0)
-        self.assertIn("a.keys:1", r.stderr)
+        rc, err = self.start_with(server_sec, b"tooshort\n")
+        self.assertNotEqual(rc, 0)
+        self.assertIn("a.keys:1", err)
