@@ -297,26 +297,6 @@ static int key_index(const char *s, uint32_t n) {
     }
 }
 
-/* Event type for its wire name, or -1; same switch-then-compare shape. */
-static int type_index(const char *s, uint32_t n) {
-    switch (n) {
-    case 4:
-        if (memcmp(s, "view", 4) == 0) return EV_VIEW;
-        if (memcmp(s, "like", 4) == 0) return EV_LIKE;
-        if (memcmp(s, "save", 4) == 0) return EV_SAVE;
-        if (memcmp(s, "post", 4) == 0) return EV_POST;
-        return -1;
-    case 5: return memcmp(s, "share", 5) == 0 ? EV_SHARE : -1;
-    case 6: return memcmp(s, "follow", 6) == 0 ? EV_FOLLOW : -1;
-    case 7:
-        if (memcmp(s, "comment", 7) == 0) return EV_COMMENT;
-        if (memcmp(s, "mention", 7) == 0) return EV_MENTION;
-        return -1;
-    case 8: return memcmp(s, "unfollow", 8) == 0 ? EV_UNFOLLOW : -1;
-    default: return -1;
-    }
-}
-
 static inline bool absent(const msgpack_object *o) {
     return !o || o->type == MSGPACK_OBJECT_NIL;
 }
@@ -468,7 +448,7 @@ static reject_reason field_type(const msgpack_object *o, event *ev) {
     reject_reason r = field_bytes(o, UINT32_MAX, REJECT_UNKNOWN_TYPE, &s);
     if (r)
         return r;
-    int t = type_index(s.ptr, s.len);
+    int t = event_type_parse(s.ptr, s.len);
     if (t < 0)
         return REJECT_UNKNOWN_TYPE;
     ev->type = (event_type)t;

@@ -9,6 +9,12 @@ static const char *const type_names[EV__COUNT] = {
 #undef X
 };
 
+static const uint8_t type_lens[EV__COUNT] = {
+#define X(id, name) sizeof(name) - 1,
+    EVENT_TYPES(X)
+#undef X
+};
+
 static const char *const reason_names[REJECT__COUNT] = {
     "ok",
 #define X(id, name) name,
@@ -20,9 +26,10 @@ const char *event_type_name(event_type t) {
     return (unsigned)t < EV__COUNT ? type_names[t] : "?";
 }
 
+/* On the decoder's hot path: lengths first, one memcmp at most per name. */
 int event_type_parse(const char *s, size_t len) {
     for (int t = 0; t < EV__COUNT; t++)
-        if (strlen(type_names[t]) == len && memcmp(type_names[t], s, len) == 0)
+        if (type_lens[t] == len && memcmp(type_names[t], s, len) == 0)
             return t;
     return -1;
 }
