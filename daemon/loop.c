@@ -493,6 +493,7 @@ static void publish_metrics(loop *l) {
     l->stats.redis_up = store_connected(l->st);
     l->stats.pending_events = l->b.n_items;
     l->stats.deadletter_queue = store_deadletter_queued(l->st);
+    l->stats.curve_refused = security_refused(l->sec);
     char *text = NULL;
     if (metrics_render(&l->stats, (double)l->stats.started_ms / 1000.0, NOUSU_VERSION, &text) >= 0)
         metrics_publish(l->metrics, text, l->stats.redis_up, mono_ms());

@@ -132,6 +132,8 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
             st->bad_envelopes);
     counter(&t, "nousu_deadletter_shed_total",
             "Dead-letter entries dropped while Redis was unreachable.", st->deadletter_shed);
+    counter(&t, "nousu_curve_refused_total",
+            "ZeroMQ handshakes refused: not an allow-listed CURVE key.", st->curve_refused);
     counter(&t, "nousu_commits_total", "Commits (one Redis Function call each).", st->commits);
     counter(&t, "nousu_redis_errors_total", "Failed Redis round trips.", st->redis_errors);
     render_histogram(&t, "nousu_redis_roundtrip_seconds", "Redis round-trip latency.",

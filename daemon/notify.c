@@ -9,8 +9,3 @@ void notify_stopping(void) { sd_notify(0, "STOPPING=1"); }
 void notify_watchdog(void) { sd_notify(0, "WATCHDOG=1"); }
 
 void notify_status(const char *status) { sd_notifyf(0, "STATUS=%s", status); }
-
-uint64_t notify_watchdog_usec(void) {
-    uint64_t usec = 0;
-    return sd_watchdog_enabled(0, &usec) > 0 ? usec : 0;
-}

@@ -12,7 +12,5 @@ void notify_reloading(void);
 void notify_stopping(void);
 void notify_status(const char *status);
 void notify_watchdog(void);
-/* The watchdog interval systemd expects pings within (µs), 0 when none. */
-uint64_t notify_watchdog_usec(void);
 
 #endif

@@ -32,6 +32,7 @@ typedef struct stats {
     uint64_t rejected[REJECT__COUNT];
     uint64_t bad_envelopes;    /* ack-endpoint messages not [request_id, payload] */
     uint64_t deadletter_shed;  /* dead-letter entries dropped while Redis was away */
+    uint64_t curve_refused;    /* handshakes the ZAP handler refused */
     uint64_t alerts[ALERT__COUNT];
     uint64_t alerts_published;
     uint64_t commits;

@@ -26,7 +26,6 @@ struct store {
     store_opts o;
     char *host, *user, *password, *prefix;
     redisContext *c;
-    uint64_t round_trips;
     dl_entry *dlq;
     size_t dl_n;
     msgpack_sbuffer sb;
@@ -83,7 +82,6 @@ void store_destroy(store **sp) {
 }
 
 bool store_connected(const store *s) { return s->c != NULL; }
-uint64_t store_round_trips(const store *s) { return s->round_trips; }
 
 /* Run one command synchronously; NULL on any failure (logged). */
 static redisReply *command(store *s, const char *what, int argc, const char **argv,
@@ -540,8 +538,6 @@ static redisReply *round_trip_one(store *s, int argc, const char **argv, const s
         drop_connection(s);
         return NULL;
     }
-    if (r)
-        s->round_trips++;
     return r;
 }
 
@@ -794,8 +790,6 @@ static int read_post_replies(store *s, size_t n_boards, alert_request *alerts, s
         }
         freeReplyObject(r);
     }
-    if (rc == 0)
-        s->round_trips++;
     return rc;
 }
 

@@ -121,8 +121,6 @@ void store_destroy(store **s);
  * Returns 0 or -errno; the reason is logged. */
 int store_connect(store *s);
 bool store_connected(const store *s);
-/* Round trips that succeeded, and Redis latency of the last one (µs). */
-uint64_t store_round_trips(const store *s);
 
 /* Queue a dead-letter entry (SPEC §3); it goes out with the next round trip.
  * raw is copied (cut to deadletter_raw_max). Returns 0, or -ENOBUFS when the

@@ -9,7 +9,8 @@ import msgpack
 import zmq
 
 import world
-from harness import NOUSUD, Case, RedisServer, ev, now_ms, pack, tool, wait_for
+from harness import NOUSUD, Case, RedisServer, ev, free_port, now_ms, pack, tool, wait_for
+from test_ops import metric, scrape
 from test_e2e import stream_alerts
 
 
@@ -33,8 +34,10 @@ class Curve(Case):
         def curve_ping(d):
             self.d = d
             return (self.control(good, {"op": "ping"}, 300) or {}).get("pong")
+        self.metrics_port = free_port()
         self.d = self.start_daemon(extra=["--curve_secret_key_file=" + sec,
-                                          "--curve_allowed_keys_file=" + allowed],
+                                          "--curve_allowed_keys_file=" + allowed,
+                                          "--metrics=127.0.0.1:%d" % self.metrics_port],
                                    ready=curve_ping)
 
     def client(self, kind, endpoint, keys):
@@ -94,6 +97,10 @@ class Curve(Case):
         self.assertEqual(len(got), n_alerts)
         self.assertFalse(subs["bad"].poll(200))
         self.assertFalse(subs["null"].poll(200))
+        # the refused handshakes show in the metrics
+        refused = wait_for(lambda: metric(scrape(self.metrics_port)[1],
+                                          "nousu_curve_refused_total") or 0)
+        self.assertGreater(refused, 0)
 
     def test_tools_take_key_files(self):
         keys = os.path.join(self.dir, "client.keys")
