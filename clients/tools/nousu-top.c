@@ -775,14 +775,26 @@ static const char *why(int r, const client *c) {
     return buf;
 }
 
-static int run_once(view *v, client *c, msgpack_sbuffer *sb) {
+/* The first answer decides whether there is a daemon to show at all.
+ * true to go on; false with the exit status in *ret_status (0: cancelled). */
+static bool first_refresh(view *v, client *c, msgpack_sbuffer *sb, int *ret_status) {
     int r = refresh(v, c, sb);
-    if (r == -ECANCELED)
-        return 0;
+    if (r == -ECANCELED) {
+        *ret_status = 0;
+        return false;
+    }
     if (r < 0) {
         fprintf(stderr, PROG ": %s: %s\n", v->o->endpoint, r == -EPROTO ? v->status : why(r, c));
-        return CLI_EXIT_FAIL;
+        *ret_status = CLI_EXIT_FAIL;
+        return false;
     }
+    return true;
+}
+
+static int run_once(view *v, client *c, msgpack_sbuffer *sb) {
+    int status;
+    if (!first_refresh(v, c, sb, &status))
+        return status;
     if (print_plain(v) < 0) {
         fprintf(stderr, PROG ": writing the table: %s\n", strerror(errno));
         return CLI_EXIT_FAIL;
@@ -791,15 +803,10 @@ static int run_once(view *v, client *c, msgpack_sbuffer *sb) {
 }
 
 static int run_interactive(view *v, client *c, msgpack_sbuffer *sb) {
-    /* The first answer decides whether there is a daemon to watch at all;
-     * until then the terminal is left alone. */
-    int r = refresh(v, c, sb);
-    if (r == -ECANCELED)
-        return 0;
-    if (r < 0) {
-        fprintf(stderr, PROG ": %s: %s\n", v->o->endpoint, r == -EPROTO ? v->status : why(r, c));
-        return CLI_EXIT_FAIL;
-    }
+    /* Until there is a daemon to watch, the terminal is left alone. */
+    int r;
+    if (!first_refresh(v, c, sb, &r))
+        return r;
     term_signals();
     atexit(term_leave);
     term_enter();
