@@ -37,8 +37,58 @@ def commit(r, now, events):
     return time.perf_counter() - t
 
 
-def ev(i, creator, t, ts, idv=None):
-    return [i, creator, t, ts, 1, idv, None, None, None, None, 0]
+def ev(i, creator, t, ts, idv=None, actor=None):
+    return [i, creator, t, ts, 1, idv, actor, None, None, None, 0]
+
+
+WEIGHTS = [0, 1, 3, 4, 4, 5, 0, 0, 0]
+
+
+def runs_of(events):
+    """The runs form of one unit of events (daemon/plan.c + wire.c): per
+    creator in order of first appearance, cut where the hour changes."""
+    by_creator = {}
+    for e in events:
+        by_creator.setdefault(e[1], []).append(e)
+    runs = []
+    for c, evs in by_creator.items():
+        cut = [[evs[0]]]
+        for e in evs[1:]:
+            if e[3] // HOUR == cut[-1][0][3] // HOUR:
+                cut[-1].append(e)
+            else:
+                cut.append([e])
+        for run in cut:
+            first = run[0][:1] + [None] + run[0][2:] + [1]
+            rest = None
+            if len(run) > 1:
+                counts = [0] * 9
+                for e in run[1:]:
+                    counts[e[2]] += e[4]
+                actors = [e[6] for e in run[1:] if e[6] is not None and 1 <= e[2] <= 5]
+                detail = msgpack.packb([e[:1] + [None] + e[2:] + [1] for e in run[1:]])
+                rest = [len(run) - 1, min(e[3] for e in run[1:]), max(e[3] for e in run[1:]),
+                        counts, sum(WEIGHTS[e[2]] * e[4] for e in run[1:]), len(actors), 0,
+                        actors, None, 0, detail]
+            runs.append([c, first, rest])
+    return runs
+
+
+def commit_runs(r, now, events):
+    cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
+           WEIGHTS, DET, 256]
+    ids = {}
+    for e in events:
+        if e[5] is not None:
+            ids.setdefault(e[10], []).append(e[5])
+    blob = msgpack.packb([cfg, [[None, len(events), [], len(events)]], runs_of(events)],
+                         use_bin_type=False)
+    groups = [[b, v] for b, v in ids.items()]
+    owners = [[1] * len(v) for _, v in groups]  # unused unless an id is known
+    t = time.perf_counter()
+    r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
+                      msgpack.packb(groups), msgpack.packb(owners))
+    return time.perf_counter() - t
 
 
 def zipf_picker(rng, n, s=1.1):
@@ -64,6 +114,13 @@ def main():
         best = min(commit(r, now, [ev(i, pick(), rng.choice((0, 1, 1, 2)), now - rng.randrange(60000))
                                    for i in range(20000)]) for _ in range(3))
         print("zipf:   %5.2f us/event" % (best * 1e6 / 20000))
+        zipf_events = [ev(i, pick(), rng.choice((0, 1, 1, 2)), now - rng.randrange(60000),
+                          actor="u%d" % rng.randrange(100000)) for i in range(20000)]
+        best = min(commit(r, now, zipf_events) for _ in range(3))
+        print("zipf+actors, events form: %5.2f us/event" % (best * 1e6 / 20000))
+        best = min(commit_runs(r, now, zipf_events) for _ in range(3))
+        print("zipf+actors, runs form:   %5.2f us/event (%d creators)" %
+              (best * 1e6 / 20000, len({e[1] for e in zipf_events})))
         best = min(commit(r, now, [ev(i, pick(), 1, now - rng.randrange(60000),
                                       str(rng.getrandbits(63)))
                                    for i in range(20000)]) for _ in range(3))

@@ -11,6 +11,7 @@
 #              REDIS_ARGS   extra redis-server settings, e.g.
 #                           "--appendonly yes --appendfsync everysec"
 #              KEEP=1       keep the temp dir (logs) instead of removing it
+#              STATS=1      print Redis's per-command time at the end
 #
 # Starts redis-server on a free 127.0.0.1 port in a mktemp dir (no
 # persistence) and nousud with ipc:// endpoints in the same dir, runs the
@@ -101,6 +102,15 @@ rc=0
 "$bench" --redis-port="$port" --daemon-pid="$nousud_pid" \
     --ingest="$(ep ingest)" --alerts="$(ep alerts)" --control="$(ep control)" \
     --naive-endpoint="$(ep bench-naive)" "$@" || rc=$?
+
+# Where Redis spent its time, command by command (calls made inside the
+# Functions included): STATS=1.
+if [[ ${STATS:-0} == 1 ]]; then
+    echo "redis commandstats (calls, usec, usec_per_call), busiest first:"
+    redis-cli -h 127.0.0.1 -p "$port" info commandstats | tr -d '\r' |
+        sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),usec_per_call=\([0-9.]*\).*/\3 \1 \2 \4/p' |
+        sort -rn | head -n 15 | awk '{printf "  %-22s %10d calls %10.0f ms %8.2f us/call\n", $2, $3, $1 / 1000, $4}'
+fi
 
 # What the daemon said about the load: warnings and errors, counted.
 if grep -qE '^<[0-4]>' "$dir/nousud.log"; then

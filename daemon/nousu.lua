@@ -103,6 +103,7 @@ local function creator_load(cfg, c)
   self.bdel = {}        -- h -> true (left the recent window)
   self.edirty = {}      -- h -> E or false (delete) for the baseline hash
   self.actors = {}      -- h -> actors waiting for PFADD
+  self.run_actors = {}  -- h -> lists of actors of runs, waiting for PFADD
   self.hll = {}         -- h -> true: PFADD done by this commit
   self.checkpoints = {}
   self.watching = false
@@ -269,16 +270,28 @@ function Creator:snapshot(ev)
   if niche and ts >= s.nichets then s.niche, s.nichets = niche, ts end
 end
 
+local function pfadd(key, list)
+  for i = 1, #list, 1000 do
+    redis.call('PFADD', key, unpack(list, i, math.min(i + 999, #list)))
+  end
+end
+
+-- The actors of events applied one by one (self.actors) and of whole runs
+-- (self.run_actors: h -> the runs' lists, added as they are).
 function Creator:flush_actors()
   for h, list in pairs(self.actors) do
     if not self.bdel[h] then
-      for i = 1, #list, 1000 do
-        redis.call('PFADD', self.base .. ':u:' .. h, unpack(list, i, math.min(i + 999, #list)))
-      end
+      pfadd(self.base .. ':u:' .. h, list)
       self.hll[h] = true
     end
   end
-  self.actors = {}
+  for h, lists in pairs(self.run_actors) do
+    if not self.bdel[h] then
+      for _, list in ipairs(lists) do pfadd(self.base .. ':u:' .. h, list) end
+      self.hll[h] = true
+    end
+  end
+  self.actors, self.run_actors = {}, {}
 end
 
 function Creator:uniques()
@@ -368,9 +381,9 @@ end
 -- A kind cools down after an alert stored in Redis, or after a checkpoint of
 -- this commit where it is expected to fire (its alert is sent after the
 -- commit, so the stored cooldown cannot show it yet).
-function Creator:cooling(k)
+function Creator:cooling(k, now)
   local cd = math.max(self.s.cd[k + 1], self.pcd[k] or 0)
-  return cd > 0 and math.abs(self.s.now - cd) < self.cfg.det[11]
+  return cd > 0 and math.abs((now or self.s.now) - cd) < self.cfg.det[11]
 end
 
 -- The crossing the last graduated alert was about (that crossing is not
@@ -388,16 +401,17 @@ function Creator:days_hist()
 end
 
 -- Which rules hold on the sums, cooldowns aside: graduated, the volume rules
--- of rising, the follower jump of suspicious.
-function Creator:conditions()
+-- of rising, the follower jump of suspicious. E and now default to the
+-- state's (a run asks about other values of the two, see Creator:run_fits).
+function Creator:conditions(E, now)
   local s, d = self.s, self.cfg.det
+  E, now = E or s.rE, now or s.now
   local fol = s.fol
   if fol > d[2] then
     return s.below > 0 and s.below < s.folts and s.below ~= self:gbase(), false, false
   end
-  if fol < d[1] or s.now - s.first < d[3] then return false, false, false end
+  if fol < d[1] or now - s.first < d[3] then return false, false, false end
   local mu = (s.hE + d[4] * fol) / (self:days_hist() + 1)
-  local E = s.rE
   local volume = E >= d[5] and E >= d[6] * mu and (E - mu) / math.sqrt(mu + 1) >= d[7]
     and E >= d[8] * fol
   local jump = s.ef > 0 and s.eft < s.folts and fol >= (1 + d[9]) * s.ef and E < d[10] * mu
@@ -421,6 +435,76 @@ function Creator:watch()
     end
   end
   self.watching = firing
+end
+
+----------------------------------------------------------------------------
+-- Runs (nousu_commit_runs). The rest of a run (every event of it but the
+-- first, see plan.h) falls in one bucket, carries no follower count and comes
+-- with its sums. It is applied as one aggregate when that cannot skip a
+-- checkpoint: when no event inside it can be the first of a stretch where a
+-- rule fires. Over such a rest, with the follower count, H, hE and first
+-- fixed, and cooldowns not in the future:
+--   E and now only grow; the volume rules and "not cooling" only go from
+--   false to true as they do; graduated is constant; the follower jump holds
+--   on an interval (E < max_velocity * mu goes from true to false).
+-- So the rules can start to fire inside the rest only if they may fire at
+-- its end with the jump judged at its start (may_fire); and they cannot stop
+-- firing if the monotone part already fires now (fires_from_now).
+-- REST = { n, ts_min, ts_max, counts[9], E, ia, se, actors, niche, nichets,
+--          detail (the same events one by one, msgpack) }
+local R_N, R_TSMIN, R_TSMAX, R_COUNTS, R_E, R_IA, R_SE, R_ACTORS, R_NICHE, R_NICHETS, R_DETAIL =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
+
+function Creator:may_fire(E1, now1)
+  local grad, volume = self:conditions(E1, now1)
+  local _, _, jump = self:conditions(self.s.rE, now1)
+  return (grad and not self:cooling(2, now1)) or (jump and not self:cooling(1, now1))
+    or (volume and not (self:cooling(0, now1) and self:cooling(1, now1)))
+end
+
+function Creator:fires_from_now()
+  local grad, volume = self:conditions()
+  return (grad and not self:cooling(2)) or (volume and not (self:cooling(0) and self:cooling(1)))
+end
+
+function Creator:run_fits(r)
+  local s, cfg = self.s, self.cfg
+  local h = floordiv(r[R_TSMIN], cfg.bucket_ms)
+  if s.H == nil or h > s.H or h <= s.H - cfg.recent then return false end
+  if s.first == 0 or r[R_TSMIN] < s.first then return false end
+  local now1 = math.max(s.now, r[R_TSMAX])
+  if r[R_TSMIN] < now1 - cfg.lateness_ms then return false end -- one may be too old
+  for k = 0, 2 do
+    if math.max(s.cd[k + 1], self.pcd[k] or 0) > s.now then return false end
+  end
+  if #self.checkpoints >= cfg.det[12] then return true end
+  if not self:may_fire(s.rE + r[R_E], now1) then return true end
+  return self.watching and self:fires_from_now()
+end
+
+function Creator:apply_run(r)
+  local s = self.s
+  if r[R_TSMAX] > s.now then s.now = r[R_TSMAX] end
+  local h = floordiv(r[R_TSMIN], self.cfg.bucket_ms)
+  local b = self:bucket(h)
+  local counts = r[R_COUNTS]
+  for k = 1, NTYPES do
+    local c = counts[k]
+    if c ~= 0 then
+      b[B_T0 + k - 1] = b[B_T0 + k - 1] + c
+      s.r[k] = s.r[k] + c
+    end
+  end
+  b[B_E], s.rE = b[B_E] + r[R_E], s.rE + r[R_E]
+  b[B_IA], s.ria = b[B_IA] + r[R_IA], s.ria + r[R_IA]
+  b[B_SE], s.rse = b[B_SE] + r[R_SE], s.rse + r[R_SE]
+  if #r[R_ACTORS] > 0 then
+    local lists = self.run_actors[h]
+    if not lists then lists = {} self.run_actors[h] = lists end
+    lists[#lists + 1] = r[R_ACTORS]
+  end
+  local niche = r[R_NICHE]
+  if niche and r[R_NICHETS] >= s.nichets then s.niche, s.nichets = niche, r[R_NICHETS] end
 end
 
 ----------------------------------------------------------------------------
@@ -451,7 +535,7 @@ function Dedup:prefetch(by_bucket)
     for slice = self.oldest, self.cur do
       local key = self:key(slice, b)
       for i = 1, #list, 1000 do
-        local part = { unpack(list, i, math.min(i + 999, #list)) }
+        local part = #list <= 1000 and list or { unpack(list, i, math.min(i + 999, #list)) }
         local r = redis.call('SMISMEMBER', key, unpack(part))
         for j = 1, #part do
           if r[j] == 1 then self.known[part[j]] = true end
@@ -618,6 +702,124 @@ local function commit(keys, args)
 end
 
 ----------------------------------------------------------------------------
+-- nousu_commit_runs: the same commit as nousu_commit, its events grouped
+-- into per-creator runs by the daemon (plan.c, wire.c). The daemon sends it
+-- only when no event id and no request id appears twice in it.
+--
+-- ARGV[1] = msgpack [cfg, units, runs]; ARGV[2] = commit id;
+-- ARGV[3] = msgpack [[id bucket, [id...]]...], every event id of the commit;
+-- ARGV[4] = msgpack [[run index...]...], the run of each of those ids
+--   unit = [rid or nil, total, pre_errors, events in runs]
+--   run  = [creator, first event, REST or nil]
+--   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
+-- Returns what nousu_commit returns, or the integer 0 without writing
+-- anything when a request of the commit was committed before: the daemon then
+-- sends the commit as nousu_commit, which answers such requests.
+
+-- One event applied alone: lateness, dedup against the ids known before the
+-- commit (no id is twice in it), apply, watch.
+local function take_event(cfg, st, ev, dedup, tally)
+  local t = tally[ev[12]]
+  if st.s.now ~= 0 and ev[4] < st.s.now - cfg.lateness_ms then
+    t.too_old[#t.too_old + 1] = ev[1]
+    if ev[6] then dedup.skip[ev[6]] = true end -- not remembered
+  elseif ev[6] and dedup.known[ev[6]] then
+    t.dup = t.dup + 1
+  else
+    st:apply(ev)
+    st:watch()
+  end
+end
+
+local function take_run(cfg, st, run, dedup, tally, walk)
+  take_event(cfg, st, run[2], dedup, tally)
+  local rest = run[3]
+  if not rest then return end
+  if not walk and st:run_fits(rest) then
+    st:apply_run(rest)
+    st:watch()
+  else
+    for _, ev in ipairs(cmsgpack.unpack(rest[R_DETAIL])) do take_event(cfg, st, ev, dedup, tally) end
+  end
+end
+
+-- Runs holding an id seen before: walked event by event.
+local function runs_to_walk(dedup, idsets, owners_arg)
+  local walk = {}
+  if next(dedup.known) == nil then return walk end
+  local owners = cmsgpack.unpack(owners_arg)
+  for g, set in ipairs(idsets) do
+    for j, id in ipairs(set[2]) do
+      if dedup.known[id] then walk[owners[g][j]] = true end
+    end
+  end
+  return walk
+end
+
+-- Remember the commit's ids but those seen before and those of events too old.
+function Dedup:flush_sets(idsets)
+  local ttl = math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000)
+  local filter = next(self.known) ~= nil or next(self.skip) ~= nil
+  for _, set in ipairs(idsets) do
+    local list = set[2]
+    if filter then
+      local keep = {}
+      for _, id in ipairs(list) do
+        if not self.known[id] and not self.skip[id] then keep[#keep + 1] = id end
+      end
+      list = keep
+    end
+    if #list > 0 then
+      local key = self:key(self.cur, set[1])
+      for i = 1, #list, 1000 do
+        redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
+      end
+      redis.call('EXPIRE', key, ttl)
+    end
+  end
+end
+
+local function commit_runs(keys, args)
+  local req = cmsgpack.unpack(args[1])
+  local cfg = parse_cfg(req[1])
+  local ckey = cfg.prefix .. 'commit:' .. args[2]
+  local done = redis.call('GET', ckey)
+  if done then return done end
+  local units, runs = req[2], req[3]
+  for _, unit in ipairs(units) do
+    if unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then return 0 end
+  end
+  local dedup = dedup_new(cfg)
+  dedup.skip = {}
+  local idsets = cmsgpack.unpack(args[3])
+  local by_bucket = {}
+  for _, set in ipairs(idsets) do by_bucket[set[1]] = set[2] end
+  dedup:prefetch(by_bucket)
+  local walk = runs_to_walk(dedup, idsets, args[4])
+  local tally, creators, order = {}, {}, {}
+  for u = 1, #units do tally[u] = { dup = 0, too_old = {} } end
+  for i, run in ipairs(runs) do
+    take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
+  end
+  local out = {}
+  for u, unit in ipairs(units) do
+    local t = tally[u]
+    table.sort(t.too_old)
+    local ok, ack = unit[4] - t.dup - #t.too_old, false
+    if unit[1] then
+      ack = make_ack(unit, ok, t.dup, t.too_old)
+      redis.call('SET', cfg.prefix .. 'req:' .. unit[1], ack, 'EX', cfg.request_ttl)
+    end
+    out[u] = { 0, ok, t.dup, t.too_old, ack }
+  end
+  local summaries, checkpoints = finish(cfg, order)
+  dedup:flush_sets(idsets)
+  local reply = cmsgpack.pack({ out, summaries, checkpoints })
+  redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
+  return reply
+end
+
+----------------------------------------------------------------------------
 -- nousu_alert: cooldown check, sequence number, stream append -- atomically,
 -- so that several daemons sharing one Redis agree on cooldowns and seq.
 -- ARGV[1] = msgpack [prefix, creator, kind_index, kind, ts, cooldown_ms,
@@ -742,6 +944,8 @@ local function creator(keys, args)
 end
 
 redis.register_function{ function_name = 'nousu_commit', callback = commit,
+                         flags = { 'allow-cross-slot-keys' } }
+redis.register_function{ function_name = 'nousu_commit_runs', callback = commit_runs,
                          flags = { 'allow-cross-slot-keys' } }
 redis.register_function{ function_name = 'nousu_alert', callback = alert,
                          flags = { 'allow-cross-slot-keys' } }

@@ -6,10 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
-#include <xxhash.h>
 
 #include "log.h"
+#include "plan.h"
 #include "store.h"
+#include "wire.h"
 
 extern const char nousu_lua_source[];
 extern const size_t nousu_lua_source_len;
@@ -30,6 +31,8 @@ struct store {
     size_t dl_n;
     msgpack_sbuffer sb;
     msgpack_packer pk;
+    /* the runs form of a commit: the events of one run, the ids, their runs */
+    msgpack_sbuffer detail, ids, owners;
 };
 
 /* ---- connection ------------------------------------------------------ */
@@ -52,6 +55,9 @@ store *store_new(const store_opts *o) {
     }
     msgpack_sbuffer_init(&s->sb);
     msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
+    msgpack_sbuffer_init(&s->detail);
+    msgpack_sbuffer_init(&s->ids);
+    msgpack_sbuffer_init(&s->owners);
     return s;
 }
 
@@ -77,6 +83,9 @@ void store_destroy(store **sp) {
     free(s->password);
     free(s->prefix);
     msgpack_sbuffer_destroy(&s->sb);
+    msgpack_sbuffer_destroy(&s->detail);
+    msgpack_sbuffer_destroy(&s->ids);
+    msgpack_sbuffer_destroy(&s->owners);
     free(s);
     *sp = NULL;
 }
@@ -158,10 +167,7 @@ int store_connect(store *s) {
 
 /* ---- msgpack helpers ---------------------------------------------------- */
 
-static void pack_str(msgpack_packer *pk, const char *p, size_t len) {
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, p, len);
-}
+#define pack_str wire_pack_str
 
 static void pack_cstr(msgpack_packer *pk, const char *p) { pack_str(pk, p, strlen(p)); }
 
@@ -292,118 +298,6 @@ static int read_deadletters(store *s) {
 }
 
 /* ---- commit ---------------------------------------------------------------- */
-
-/* The order is the det array of nousu.lua (Creator:conditions, Creator:watch). */
-static void pack_watch(msgpack_packer *pk, const commit_params *p) {
-    const detect_params *d = &p->det;
-    msgpack_pack_array(pk, 14);
-    msgpack_pack_int64(pk, d->micro_min);
-    msgpack_pack_int64(pk, d->micro_max);
-    msgpack_pack_int64(pk, d->min_history_ms);
-    msgpack_pack_double(pk, d->prior_rate);
-    msgpack_pack_double(pk, d->rising_min_engagement);
-    msgpack_pack_double(pk, d->rising_min_velocity);
-    msgpack_pack_double(pk, d->rising_min_z);
-    msgpack_pack_double(pk, d->rising_min_rate);
-    msgpack_pack_double(pk, d->suspicious_follower_jump);
-    msgpack_pack_double(pk, d->suspicious_max_velocity);
-    msgpack_pack_int64(pk, p->cooldown_ms);
-    msgpack_pack_int64(pk, p->max_checkpoints);
-    msgpack_pack_int64(pk, d->audience_min_interactions);
-    msgpack_pack_double(pk, d->audience_min_unique_ratio);
-}
-
-static void pack_cfg(store *s, const commit_params *p) {
-    msgpack_packer *pk = &s->pk;
-    msgpack_pack_array(pk, 13);
-    pack_cstr(pk, s->prefix);
-    msgpack_pack_int64(pk, p->wall_ms);
-    msgpack_pack_int64(pk, p->bucket_ms);
-    msgpack_pack_int64(pk, p->recent);
-    msgpack_pack_int64(pk, p->hist);
-    msgpack_pack_int64(pk, p->lateness_ms);
-    msgpack_pack_int64(pk, p->horizon_ms);
-    msgpack_pack_int64(pk, p->request_ttl_s);
-    msgpack_pack_int64(pk, p->micro_max);
-    msgpack_pack_int64(pk, p->ttl_s);
-    msgpack_pack_array(pk, EV__COUNT);
-    for (int t = 0; t < EV__COUNT; t++)
-        msgpack_pack_int64(pk, p->weight[t]);
-    pack_watch(pk, p);
-    msgpack_pack_int64(pk, p->dedup_buckets);
-}
-
-static void pack_opt_str(msgpack_packer *pk, const strref *r) {
-    if (r->len)
-        pack_str(pk, r->ptr, r->len);
-    else
-        msgpack_pack_nil(pk);
-}
-
-/* An event id is remembered as its 64-bit XXH3 hash, exact in practice: as
- * a signed decimal, so that Redis keeps the sets of them as intsets (8 bytes
- * an id), in the set its low bits pick among dedup_buckets. */
-static void id_hash(const strref *id, int64_t buckets, char dec[24], uint64_t *ret_bucket) {
-    uint64_t h = XXH3_64bits(id->ptr, id->len);
-    snprintf(dec, 24, "%lld", (long long)(int64_t)h);
-    *ret_bucket = h % (uint64_t)(buckets > 0 ? buckets : 1);
-}
-
-static void pack_event(msgpack_packer *pk, size_t i, const event *e, int64_t buckets) {
-    char dec[24];
-    uint64_t bucket = 0;
-    if (e->id.len)
-        id_hash(&e->id, buckets, dec, &bucket);
-    msgpack_pack_array(pk, 11);
-    msgpack_pack_uint64(pk, i);
-    pack_str(pk, e->creator.ptr, e->creator.len);
-    msgpack_pack_int(pk, (int)e->type);
-    msgpack_pack_int64(pk, e->ts);
-    msgpack_pack_int64(pk, e->n);
-    if (e->id.len)
-        pack_cstr(pk, dec);
-    else
-        msgpack_pack_nil(pk);
-    if (e->actor.len)
-        pack_str(pk, event_actor(e), e->actor.len);
-    else
-        msgpack_pack_nil(pk);
-    if (e->sponsored == 1)
-        msgpack_pack_int(pk, 1);
-    else
-        msgpack_pack_nil(pk);
-    if (e->followers >= 0)
-        msgpack_pack_int64(pk, e->followers);
-    else
-        msgpack_pack_nil(pk);
-    pack_opt_str(pk, &e->niche);
-    msgpack_pack_uint64(pk, bucket);
-}
-
-static void pack_unit(msgpack_packer *pk, const batch *b, const batch_unit *u, int64_t buckets) {
-    const decode_item *items = b->items + u->first_item;
-    size_t rejected = 0;
-    for (size_t i = 0; i < u->n_items; i++)
-        rejected += items[i].reason != REJECT_NONE;
-    msgpack_pack_array(pk, 4);
-    if (u->rid_len)
-        pack_str(pk, (const char *)u->rid, u->rid_len);
-    else
-        msgpack_pack_nil(pk);
-    msgpack_pack_uint32(pk, batch_unit_total(u));
-    msgpack_pack_array(pk, rejected);
-    for (size_t i = 0; i < u->n_items; i++) {
-        if (items[i].reason == REJECT_NONE)
-            continue;
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_int64(pk, u->whole ? -1 : (int64_t)i);
-        pack_cstr(pk, reject_reason_name(items[i].reason));
-    }
-    msgpack_pack_array(pk, u->n_items - rejected);
-    for (size_t i = 0; i < u->n_items; i++)
-        if (items[i].reason == REJECT_NONE)
-            pack_event(pk, i, &items[i].ev, buckets);
-}
 
 void commit_result_clear(commit_result *r) {
     for (size_t i = 0; i < r->n_units; i++) {
@@ -541,28 +435,63 @@ static redisReply *round_trip_one(store *s, int argc, const char **argv, const s
     return r;
 }
 
-int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
-                 commit_result *ret) {
-    commit_result_clear(ret);
-    msgpack_sbuffer_clear(&s->sb);
-    msgpack_pack_array(&s->pk, 2);
-    pack_cfg(s, p);
-    msgpack_pack_array(&s->pk, b->n_units);
-    for (size_t i = 0; i < b->n_units; i++)
-        pack_unit(&s->pk, b, &b->units[i], p->dedup_buckets);
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id};
-    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id)};
-    redisReply *r = round_trip_one(s, 5, argv, lens);
+/* Send one commit FCALL and parse its reply. -EAGAIN: the runs form was
+ * declined (a request of the batch was committed before), send the events form. */
+static int commit_call(store *s, int argc, const char **argv, const size_t *lens,
+                       size_t n_units, commit_result *ret) {
+    redisReply *r = round_trip_one(s, argc, argv, lens);
     if (!r)
         return -EIO;
     int rc = -EBADMSG;
     if (r->type == REDIS_REPLY_STRING)
-        rc = parse_commit(r->str, r->len, b->n_units, ret);
-    if (rc < 0) {
-        log_error("redis: nousu_commit: unexpected reply");
+        rc = parse_commit(r->str, r->len, n_units, ret);
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        rc = -EAGAIN;
+    if (rc < 0 && rc != -EAGAIN) {
+        log_error("redis: %s: unexpected reply", argv[1]);
         commit_result_clear(ret);
     }
     freeReplyObject(r);
+    return rc;
+}
+
+static int commit_events(store *s, const batch *b, const commit_params *p,
+                         const char *commit_id, commit_result *ret) {
+    msgpack_sbuffer_clear(&s->sb);
+    wire_pack_events(&s->pk, s->prefix, b, p);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id};
+    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id)};
+    return commit_call(s, 5, argv, lens, b->n_units, ret);
+}
+
+static int commit_runs(store *s, const batch *b, const plan *pl, const commit_params *p,
+                       const char *commit_id, commit_result *ret) {
+    msgpack_packer ids, owners;
+    msgpack_sbuffer_clear(&s->sb);
+    msgpack_sbuffer_clear(&s->ids);
+    msgpack_sbuffer_clear(&s->owners);
+    msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
+    msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
+    if (wire_pack_runs(&s->pk, &s->detail, s->prefix, b, pl, p) < 0 ||
+        wire_pack_ids(&ids, &owners, pl, p) < 0)
+        return -ENOMEM;
+    const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
+                          s->ids.data, s->owners.data};
+    size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size};
+    return commit_call(s, 7, argv, lens, b->n_units, ret);
+}
+
+int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
+                 commit_result *ret) {
+    commit_result_clear(ret);
+    plan pl;
+    int rc = plan_build(&pl, b, p->bucket_ms);
+    if (rc < 0)
+        return rc;
+    rc = pl.repeats ? -EAGAIN : commit_runs(s, b, &pl, p, commit_id, ret);
+    plan_free(&pl);
+    if (rc == -EAGAIN)
+        rc = commit_events(s, b, p, commit_id, ret);
     return rc;
 }
 

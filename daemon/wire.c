@@ -1,0 +1,322 @@
+/* wire.c -- the commit's msgpack forms (wire.h). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wire.h"
+
+void wire_pack_str(msgpack_packer *pk, const char *s, size_t len) {
+    msgpack_pack_str(pk, len);
+    msgpack_pack_str_body(pk, s, len);
+}
+
+#define pack_str wire_pack_str
+static void pack_cstr(msgpack_packer *pk, const char *s) { pack_str(pk, s, strlen(s)); }
+
+/* The order is the det array of nousu.lua (Creator:conditions, Creator:watch). */
+static void pack_watch(msgpack_packer *pk, const commit_params *p) {
+    const detect_params *d = &p->det;
+    msgpack_pack_array(pk, 14);
+    msgpack_pack_int64(pk, d->micro_min);
+    msgpack_pack_int64(pk, d->micro_max);
+    msgpack_pack_int64(pk, d->min_history_ms);
+    msgpack_pack_double(pk, d->prior_rate);
+    msgpack_pack_double(pk, d->rising_min_engagement);
+    msgpack_pack_double(pk, d->rising_min_velocity);
+    msgpack_pack_double(pk, d->rising_min_z);
+    msgpack_pack_double(pk, d->rising_min_rate);
+    msgpack_pack_double(pk, d->suspicious_follower_jump);
+    msgpack_pack_double(pk, d->suspicious_max_velocity);
+    msgpack_pack_int64(pk, p->cooldown_ms);
+    msgpack_pack_int64(pk, p->max_checkpoints);
+    msgpack_pack_int64(pk, d->audience_min_interactions);
+    msgpack_pack_double(pk, d->audience_min_unique_ratio);
+}
+
+static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params *p) {
+    msgpack_pack_array(pk, 13);
+    pack_cstr(pk, prefix);
+    msgpack_pack_int64(pk, p->wall_ms);
+    msgpack_pack_int64(pk, p->bucket_ms);
+    msgpack_pack_int64(pk, p->recent);
+    msgpack_pack_int64(pk, p->hist);
+    msgpack_pack_int64(pk, p->lateness_ms);
+    msgpack_pack_int64(pk, p->horizon_ms);
+    msgpack_pack_int64(pk, p->request_ttl_s);
+    msgpack_pack_int64(pk, p->micro_max);
+    msgpack_pack_int64(pk, p->ttl_s);
+    msgpack_pack_array(pk, EV__COUNT);
+    for (int t = 0; t < EV__COUNT; t++)
+        msgpack_pack_int64(pk, p->weight[t]);
+    pack_watch(pk, p);
+    msgpack_pack_int64(pk, p->dedup_buckets);
+}
+
+static void pack_opt_str(msgpack_packer *pk, const strref *r) {
+    if (r->len)
+        pack_str(pk, r->ptr, r->len);
+    else
+        msgpack_pack_nil(pk);
+}
+
+/* An event id is remembered as its 64-bit XXH3 hash, exact in practice: as
+ * a signed decimal, so that Redis keeps the sets of them as intsets (8 bytes
+ * an id), in the set its low bits pick among dedup_buckets. */
+static uint64_t id_bucket(uint64_t h, int64_t buckets) {
+    return h % (uint64_t)(buckets > 0 ? buckets : 1);
+}
+
+static void pack_id(msgpack_packer *pk, uint64_t h) {
+    char dec[24];
+    int n = snprintf(dec, sizeof dec, "%" PRId64, (int64_t)h);
+    pack_str(pk, dec, (size_t)n);
+}
+
+/* [i, creator, type, ts, n, id, actor, sponsored, followers, niche,
+ *  id bucket(, unit)]: the creator is left out (nil) inside a run, whose
+ * events carry their unit (1-based) instead. */
+static void pack_event(msgpack_packer *pk, size_t i, const event *e, uint64_t idh,
+                       int64_t buckets, uint32_t unit1) {
+    msgpack_pack_array(pk, unit1 ? 12 : 11);
+    msgpack_pack_uint64(pk, i);
+    if (unit1)
+        msgpack_pack_nil(pk);
+    else
+        pack_str(pk, e->creator.ptr, e->creator.len);
+    msgpack_pack_int(pk, (int)e->type);
+    msgpack_pack_int64(pk, e->ts);
+    msgpack_pack_int64(pk, e->n);
+    if (e->id.len)
+        pack_id(pk, idh);
+    else
+        msgpack_pack_nil(pk);
+    if (e->actor.len)
+        pack_str(pk, event_actor(e), e->actor.len);
+    else
+        msgpack_pack_nil(pk);
+    if (e->sponsored == 1)
+        msgpack_pack_int(pk, 1);
+    else
+        msgpack_pack_nil(pk);
+    if (e->followers >= 0)
+        msgpack_pack_int64(pk, e->followers);
+    else
+        msgpack_pack_nil(pk);
+    pack_opt_str(pk, &e->niche);
+    msgpack_pack_uint64(pk, e->id.len ? id_bucket(idh, buckets) : 0);
+    if (unit1)
+        msgpack_pack_uint32(pk, unit1);
+}
+
+static size_t unit_rejected(const batch *b, const batch_unit *u) {
+    size_t rejected = 0;
+    for (size_t i = 0; i < u->n_items; i++)
+        rejected += b->items[u->first_item + i].reason != REJECT_NONE;
+    return rejected;
+}
+
+/* [rid or nil, total, [[i, reason]...]] and, in the events form, the events;
+ * in the runs form, how many events the unit has in runs. */
+static void pack_unit_head(msgpack_packer *pk, const batch *b, const batch_unit *u,
+                           size_t rejected) {
+    const decode_item *items = b->items + u->first_item;
+    if (u->rid_len)
+        pack_str(pk, (const char *)u->rid, u->rid_len);
+    else
+        msgpack_pack_nil(pk);
+    msgpack_pack_uint32(pk, batch_unit_total(u));
+    msgpack_pack_array(pk, rejected);
+    for (size_t i = 0; i < u->n_items; i++) {
+        if (items[i].reason == REJECT_NONE)
+            continue;
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_int64(pk, u->whole ? -1 : (int64_t)i);
+        pack_cstr(pk, reject_reason_name(items[i].reason));
+    }
+}
+
+void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
+                      const commit_params *p) {
+    msgpack_pack_array(pk, 2);
+    pack_cfg(pk, prefix, p);
+    msgpack_pack_array(pk, b->n_units);
+    for (size_t u = 0; u < b->n_units; u++) {
+        const batch_unit *bu = &b->units[u];
+        const decode_item *items = b->items + bu->first_item;
+        size_t rejected = unit_rejected(b, bu);
+        msgpack_pack_array(pk, 4);
+        pack_unit_head(pk, b, bu, rejected);
+        msgpack_pack_array(pk, bu->n_items - rejected);
+        for (size_t i = 0; i < bu->n_items; i++)
+            if (items[i].reason == REJECT_NONE)
+                pack_event(pk, i, &items[i].ev,
+                           items[i].ev.id.len ? plan_id_hash(&items[i].ev.id) : 0,
+                           p->dedup_buckets, 0);
+    }
+}
+
+/* ---- the runs form ---------------------------------------------------------- */
+
+static bool is_interaction(event_type t) { return t >= EV_LIKE && t <= EV_MENTION; }
+
+/* What the rest of a run (every event but the first) adds, as the Function's
+ * Creator:apply_run reads it. */
+typedef struct run_sum {
+    int64_t ts_min, ts_max, E, ia, se, nichets;
+    int64_t counts[EV__COUNT];
+    const strref *niche;
+} run_sum;
+
+static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const commit_params *p) {
+    *r = (run_sum){.ts_min = INT64_MAX, .ts_max = INT64_MIN};
+    for (size_t k = 1; k < run->n; k++) {
+        const event *e = pl->events[pl->order[run->first + k]].ev;
+        int64_t w = p->weight[e->type] * e->n;
+        r->ts_min = e->ts < r->ts_min ? e->ts : r->ts_min;
+        r->ts_max = e->ts > r->ts_max ? e->ts : r->ts_max;
+        r->counts[e->type] += e->n;
+        r->E += w;
+        if (e->sponsored == 1)
+            r->se += w;
+        if (e->actor.len && is_interaction(e->type))
+            r->ia += e->n;
+        /* the newest ts wins; among equal ones the later event */
+        if (e->niche.len && (!r->niche || e->ts >= r->nichets))
+            r->niche = &e->niche, r->nichets = e->ts;
+    }
+}
+
+static void pack_event_of(msgpack_packer *pk, const plan_event *pe, const commit_params *p) {
+    pack_event(pk, pe->item, pe->ev, pe->idh, p->dedup_buckets, pe->unit + 1);
+}
+
+/* [n, ts_min, ts_max, counts[9], E, ia, se, actors, niche, nichets, detail],
+ * detail = the same events one by one, a msgpack string read only when the
+ * Function must walk them. */
+static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl,
+                     const plan_run *run, const commit_params *p) {
+    run_sum r;
+    sum_rest(&r, pl, run, p);
+    msgpack_pack_array(pk, 11);
+    msgpack_pack_uint64(pk, run->n - 1);
+    msgpack_pack_int64(pk, r.ts_min);
+    msgpack_pack_int64(pk, r.ts_max);
+    msgpack_pack_array(pk, EV__COUNT);
+    for (int t = 0; t < EV__COUNT; t++)
+        msgpack_pack_int64(pk, r.counts[t]);
+    msgpack_pack_int64(pk, r.E);
+    msgpack_pack_int64(pk, r.ia);
+    msgpack_pack_int64(pk, r.se);
+    size_t n_actors = 0;
+    for (size_t k = 1; k < run->n; k++) {
+        const event *e = pl->events[pl->order[run->first + k]].ev;
+        n_actors += e->actor.len && is_interaction(e->type);
+    }
+    msgpack_pack_array(pk, n_actors);
+    for (size_t k = 1; k < run->n; k++) {
+        const event *e = pl->events[pl->order[run->first + k]].ev;
+        if (e->actor.len && is_interaction(e->type))
+            pack_str(pk, event_actor(e), e->actor.len);
+    }
+    if (r.niche)
+        pack_str(pk, r.niche->ptr, r.niche->len);
+    else
+        msgpack_pack_nil(pk);
+    msgpack_pack_int64(pk, r.nichets);
+    msgpack_sbuffer_clear(detail);
+    msgpack_packer dp;
+    msgpack_packer_init(&dp, detail, msgpack_sbuffer_write);
+    msgpack_pack_array(&dp, run->n - 1);
+    for (size_t k = 1; k < run->n; k++)
+        pack_event_of(&dp, &pl->events[pl->order[run->first + k]], p);
+    if (detail->size && !detail->data)
+        return -ENOMEM;
+    pack_str(pk, detail->data, detail->size);
+    return 0;
+}
+
+int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *prefix,
+                   const batch *b, const plan *pl, const commit_params *p) {
+    uint32_t *in_runs = calloc(b->n_units ? b->n_units : 1, sizeof *in_runs);
+    if (!in_runs)
+        return -ENOMEM;
+    for (size_t i = 0; i < pl->n_events; i++)
+        in_runs[pl->events[i].unit]++;
+    msgpack_pack_array(pk, 3);
+    pack_cfg(pk, prefix, p);
+    msgpack_pack_array(pk, b->n_units);
+    for (size_t u = 0; u < b->n_units; u++) {
+        msgpack_pack_array(pk, 4);
+        pack_unit_head(pk, b, &b->units[u], unit_rejected(b, &b->units[u]));
+        msgpack_pack_uint32(pk, in_runs[u]);
+    }
+    free(in_runs);
+    msgpack_pack_array(pk, pl->n_runs);
+    for (size_t k = 0; k < pl->n_runs; k++) {
+        const plan_run *run = &pl->runs[k];
+        const plan_event *first = &pl->events[pl->order[run->first]];
+        msgpack_pack_array(pk, 3);
+        pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
+        pack_event_of(pk, first, p);
+        if (run->n == 1)
+            msgpack_pack_nil(pk);
+        else if (pack_rest(pk, detail, pl, run, p) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* ---- the ids of the runs form, by dedup set --------------------------------- */
+
+typedef struct id_ref {
+    uint64_t bucket, h;
+    uint32_t run; /* 1-based */
+} id_ref;
+
+static int by_bucket(const void *a, const void *b) {
+    const id_ref *x = a, *y = b;
+    return (x->bucket > y->bucket) - (x->bucket < y->bucket);
+}
+
+/* [[bucket, [id...]]...] and, in the same shape, [[run...]...]. */
+static void pack_groups(msgpack_packer *ids, msgpack_packer *owners, const id_ref *refs,
+                        size_t n) {
+    size_t groups = 0;
+    for (size_t i = 0; i < n; i++)
+        groups += i == 0 || refs[i].bucket != refs[i - 1].bucket;
+    msgpack_pack_array(ids, groups);
+    msgpack_pack_array(owners, groups);
+    for (size_t i = 0, j; i < n; i = j) {
+        for (j = i; j < n && refs[j].bucket == refs[i].bucket; j++)
+            ;
+        msgpack_pack_array(ids, 2);
+        msgpack_pack_uint64(ids, refs[i].bucket);
+        msgpack_pack_array(ids, j - i);
+        msgpack_pack_array(owners, j - i);
+        for (size_t k = i; k < j; k++) {
+            pack_id(ids, refs[k].h);
+            msgpack_pack_uint32(owners, refs[k].run);
+        }
+    }
+}
+
+int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
+                  const commit_params *p) {
+    id_ref *refs = malloc((pl->n_events ? pl->n_events : 1) * sizeof *refs);
+    if (!refs)
+        return -ENOMEM;
+    size_t n = 0;
+    for (size_t k = 0; k < pl->n_runs; k++)
+        for (size_t j = 0; j < pl->runs[k].n; j++) {
+            const plan_event *pe = &pl->events[pl->order[pl->runs[k].first + j]];
+            if (pe->ev->id.len)
+                refs[n++] = (id_ref){.bucket = id_bucket(pe->idh, p->dedup_buckets),
+                                     .h = pe->idh, .run = (uint32_t)k + 1};
+        }
+    qsort(refs, n, sizeof *refs, by_bucket);
+    pack_groups(ids, owners, refs, n);
+    free(refs);
+    return 0;
+}
