@@ -143,7 +143,7 @@ static const setting settings[] = {
             "ZMQ_RCVHWM of the ingest sockets, messages"),
     CFG_INT(sndhwm, G_INPUT, 10000, 1, 100000000, RESTART,
             "ZMQ_SNDHWM of the alerts PUB socket, messages"),
-    CFG_INT(iteration_max_events, G_INPUT, 50000, 1, 10000000, RELOAD,
+    CFG_INT(iteration_max_events, G_INPUT, 20000, 1, 10000000, RELOAD,
             "most events taken in one loop iteration (one Redis commit)"),
     CFG_INT(lateness_s, G_INPUT, 86400, 0, 31536000, RELOAD,
             "events older than this behind their creator's newest event are too_old, seconds"),

@@ -140,7 +140,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.transport_max_bytes, 16777216);
     assert_int_equal(c.rcvhwm, 1000);
     assert_int_equal(c.sndhwm, 10000);
-    assert_int_equal(c.iteration_max_events, 50000);
+    assert_int_equal(c.iteration_max_events, 20000);
     assert_int_equal(c.lateness_s, 86400);
     assert_int_equal(c.future_s, 300);
     assert_int_equal(c.deadletter_maxlen, 100000);
