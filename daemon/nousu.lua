@@ -555,15 +555,17 @@ function Dedup:seen(id, b)
   return false
 end
 
-function Dedup:flush()
-  local ttl = math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000)
-  for b, list in pairs(self.fresh) do
-    local key = self:key(self.cur, b)
-    for i = 1, #list, 1000 do
-      redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
-    end
-    redis.call('EXPIRE', key, ttl)
+-- Remember ids in the current slice's set b, for the horizon plus a slice.
+function Dedup:remember(b, list)
+  local key = self:key(self.cur, b)
+  for i = 1, #list, 1000 do
+    redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
   end
+  redis.call('EXPIRE', key, math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000))
+end
+
+function Dedup:flush()
+  for b, list in pairs(self.fresh) do self:remember(b, list) end
 end
 
 ----------------------------------------------------------------------------
@@ -758,7 +760,6 @@ end
 
 -- Remember the commit's ids but those seen before and those of events too old.
 function Dedup:flush_sets(idsets)
-  local ttl = math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000)
   local filter = next(self.known) ~= nil or next(self.skip) ~= nil
   for _, set in ipairs(idsets) do
     local list = set[2]
@@ -769,13 +770,7 @@ function Dedup:flush_sets(idsets)
       end
       list = keep
     end
-    if #list > 0 then
-      local key = self:key(self.cur, set[1])
-      for i = 1, #list, 1000 do
-        redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
-      end
-      redis.call('EXPIRE', key, ttl)
-    end
+    if #list > 0 then self:remember(set[1], list) end
   end
 end
 
