@@ -10,7 +10,6 @@ loaded into a throwaway redis-server and fed hand-built commits.
 
 Usage: bench/function_microbench.py [LUA_FILE]
 """
-import bisect
 import os
 import random
 import shutil
@@ -22,6 +21,7 @@ import msgpack
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
 from harness import RedisServer  # noqa: E402
+import test_runs  # noqa: E402
 
 HOUR = 3600 * 1000
 DAY = 24 * HOUR
@@ -30,7 +30,7 @@ DET = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
 
 def commit(r, now, events):
     cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           [0, 1, 3, 4, 4, 5, 0, 0, 0], DET, 256]
+           test_runs.WEIGHTS, DET, 256]
     blob = msgpack.packb([cfg, [[None, len(events), [], events]]], use_bin_type=False)
     t = time.perf_counter()
     r.execute_command("FCALL", "nousu_commit", 0, blob)
@@ -41,62 +41,18 @@ def ev(i, creator, t, ts, idv=None, actor=None):
     return [i, creator, t, ts, 1, idv, actor, None, None, None, 0]
 
 
-WEIGHTS = [0, 1, 3, 4, 4, 5, 0, 0, 0]
-
-
-def runs_of(events):
-    """The runs form of one unit of events (daemon/plan.c + wire.c): per
-    creator in order of first appearance, cut where the hour changes."""
-    by_creator = {}
-    for e in events:
-        by_creator.setdefault(e[1], []).append(e)
-    runs = []
-    for c, evs in by_creator.items():
-        cut = [[evs[0]]]
-        for e in evs[1:]:
-            if e[3] // HOUR == cut[-1][0][3] // HOUR:
-                cut[-1].append(e)
-            else:
-                cut.append([e])
-        for run in cut:
-            first = run[0][:1] + [None] + run[0][2:] + [1]
-            rest = None
-            if len(run) > 1:
-                counts = [0] * 9
-                for e in run[1:]:
-                    counts[e[2]] += e[4]
-                actors = [e[6] for e in run[1:] if e[6] is not None and 1 <= e[2] <= 5]
-                detail = msgpack.packb([e[:1] + [None] + e[2:] + [1] for e in run[1:]])
-                rest = [len(run) - 1, min(e[3] for e in run[1:]), max(e[3] for e in run[1:]),
-                        counts, sum(WEIGHTS[e[2]] * e[4] for e in run[1:]), len(actors), 0,
-                        actors, None, 0, detail]
-            runs.append([c, first, rest])
-    return runs
-
-
 def commit_runs(r, now, events):
+    """The same events as one unit in the runs form, built by the port of
+    daemon/plan.c + wire.c that test_runs.py checks against the daemon's."""
     cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           WEIGHTS, DET, 256]
-    ids = {}
-    for e in events:
-        if e[5] is not None:
-            ids.setdefault(e[10], []).append(e[5])
-    blob = msgpack.packb([cfg, [[None, len(events), [], len(events)]], runs_of(events)],
-                         use_bin_type=False)
-    groups = [[b, v] for b, v in ids.items()]
-    owners = [[1] * len(v) for _, v in groups]  # unused unless an id is known
+           test_runs.WEIGHTS, DET, test_runs.DEDUP_BUCKETS]
+    unit = test_runs.Unit(None, [test_runs.Ev(e[1], e[2], e[3], e[4], actor=e[6])
+                                 for e in events])
+    blob, groups, owners, _ = test_runs.runs_form(cfg, [unit])
     t = time.perf_counter()
     r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
-                      msgpack.packb(groups), msgpack.packb(owners))
+                      groups, owners)
     return time.perf_counter() - t
-
-
-def zipf_picker(rng, n, s=1.1):
-    cum, total = [], 0.0
-    for k in range(1, n + 1):
-        total += 1 / k ** s
-        cum.append(total)
-    return lambda: "z%d" % bisect.bisect(cum, rng.random() * total)
 
 
 def main():
@@ -110,7 +66,7 @@ def main():
             r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
         rng = random.Random(1)
         now = int(time.time() * 1000)
-        pick = zipf_picker(rng, 10000)
+        pick = test_runs.zipf_picker(rng, 10000)
         best = min(commit(r, now, [ev(i, pick(), rng.choice((0, 1, 1, 2)), now - rng.randrange(60000))
                                    for i in range(20000)]) for _ in range(3))
         print("zipf:   %5.2f us/event" % (best * 1e6 / 20000))
