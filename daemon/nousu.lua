@@ -519,7 +519,9 @@ local Dedup = {}
 Dedup.__index = Dedup
 
 local function dedup_new(cfg)
-  local self = setmetatable({ cfg = cfg, known = {}, fresh = {} }, Dedup)
+  -- known: ids seen before (and, in nousu_commit, earlier in the commit);
+  -- skip: ids of too-old events of nousu_commit_runs, not to be remembered
+  local self = setmetatable({ cfg = cfg, known = {}, fresh = {}, skip = {} }, Dedup)
   self.cur = floordiv(cfg.wall, DEDUP_SLICE_MS)
   self.oldest = floordiv(cfg.wall - cfg.horizon_ms, DEDUP_SLICE_MS)
   return self
@@ -785,7 +787,6 @@ local function commit_runs(keys, args)
     if unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then return 0 end
   end
   local dedup = dedup_new(cfg)
-  dedup.skip = {}
   local idsets = cmsgpack.unpack(args[3])
   local by_bucket = {}
   for _, set in ipairs(idsets) do by_bucket[set[1]] = set[2] end

@@ -166,6 +166,7 @@ static bool is_interaction(event_type t) { return t >= EV_LIKE && t <= EV_MENTIO
 typedef struct run_sum {
     int64_t ts_min, ts_max, E, ia, se, nichets;
     int64_t counts[EV__COUNT];
+    size_t n_actors; /* interactions carrying an actor */
     const strref *niche;
 } run_sum;
 
@@ -181,7 +182,7 @@ static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const comm
         if (e->sponsored == 1)
             r->se += w;
         if (e->actor.len && is_interaction(e->type))
-            r->ia += e->n;
+            r->ia += e->n, r->n_actors++;
         /* the newest ts wins; among equal ones the later event */
         if (e->niche.len && (!r->niche || e->ts >= r->nichets))
             r->niche = &e->niche, r->nichets = e->ts;
@@ -209,12 +210,7 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     msgpack_pack_int64(pk, r.E);
     msgpack_pack_int64(pk, r.ia);
     msgpack_pack_int64(pk, r.se);
-    size_t n_actors = 0;
-    for (size_t k = 1; k < run->n; k++) {
-        const event *e = pl->events[pl->order[run->first + k]].ev;
-        n_actors += e->actor.len && is_interaction(e->type);
-    }
-    msgpack_pack_array(pk, n_actors);
+    msgpack_pack_array(pk, r.n_actors);
     for (size_t k = 1; k < run->n; k++) {
         const event *e = pl->events[pl->order[run->first + k]].ev;
         if (e->actor.len && is_interaction(e->type))
