@@ -23,12 +23,18 @@ typedef struct batch_unit {
     size_t n_items;
 } batch_unit;
 
+/* The messages behind each unit (ingest.c). They belong to the batch, not
+ * to the sockets, so one batch can be read while another is committed. */
+typedef struct batch_held batch_held;
+
 typedef struct batch {
     decode_item *items;
     size_t n_items, cap_items;
     batch_unit *units;
     size_t n_units, cap_units;
-    int64_t received_ms; /* wall clock when the iteration started reading */
+    batch_held **held; /* one per unit slot; see ingest.c */
+    size_t held_cap;
+    int64_t received_ms; /* wall clock when the batch started filling */
 } batch;
 
 /* Events a unit stands for in its ack: a frame rejected whole counts 1. */

@@ -9,21 +9,20 @@
 #include "log.h"
 
 /* The messages behind one unit: payload, and for requests the peer identity.
- * Each lives at a fixed address until ingest_destroy: a message of up to 33
+ * Each lives at a fixed address until batch_free: a message of up to 33
  * bytes keeps its bytes inside the zmq_msg_t itself, and decoded events point
  * into them, so growing the table must not move the messages. */
-typedef struct held {
+struct batch_held {
     zmq_msg_t payload;
     zmq_msg_t identity;
     bool has_identity;
-} held;
+};
+typedef batch_held held;
 
 struct ingest {
     void *pull;
     void *router;
     ingest_opts o;
-    held **held;
-    size_t held_cap;
     bool turn_ack; /* alternate sockets so neither starves the other */
 };
 
@@ -75,9 +74,6 @@ void ingest_destroy(ingest **inp) {
         return;
     close_socket(&in->pull);
     close_socket(&in->router);
-    for (size_t i = 0; i < in->held_cap; i++)
-        free(in->held[i]);
-    free(in->held);
     free(in);
     *inp = NULL;
 }
@@ -86,6 +82,9 @@ void *ingest_pull_socket(const ingest *in) { return in->pull; }
 void *ingest_ack_socket(const ingest *in) { return in->router; }
 
 void batch_free(batch *b) {
+    for (size_t i = 0; i < b->held_cap; i++)
+        free(b->held[i]);
+    free(b->held);
     free(b->items);
     free(b->units);
     memset(b, 0, sizeof *b);
@@ -108,14 +107,14 @@ static int reserve(ingest *in, batch *b) {
             return -ENOMEM;
         b->units = u, b->cap_units = cap;
     }
-    if (b->n_units == in->held_cap) {
-        size_t cap = in->held_cap ? in->held_cap * 2 : 256;
-        held **h = realloc(in->held, cap * sizeof *h);
+    if (b->n_units == b->held_cap) {
+        size_t cap = b->held_cap ? b->held_cap * 2 : 256;
+        held **h = realloc(b->held, cap * sizeof *h);
         if (!h)
             return -ENOMEM;
-        in->held = h;
-        for (; in->held_cap < cap; in->held_cap++)
-            if (!(h[in->held_cap] = calloc(1, sizeof **h)))
+        b->held = h;
+        for (; b->held_cap < cap; b->held_cap++)
+            if (!(h[b->held_cap] = calloc(1, sizeof **h)))
                 return -ENOMEM;
     }
     return 0;
@@ -154,7 +153,7 @@ static int decode_unit(decoder *d, batch *b, batch_unit *u, const zmq_msg_t *pay
 }
 
 static int read_pull(ingest *in, decoder *d, batch *b, int64_t now_ms) {
-    held *h = in->held[b->n_units];
+    held *h = b->held[b->n_units];
     zmq_msg_init(&h->payload);
     h->has_identity = false;
     if (zmq_msg_recv(&h->payload, in->pull, ZMQ_DONTWAIT) < 0) {
@@ -177,7 +176,7 @@ static int read_pull(ingest *in, decoder *d, batch *b, int64_t now_ms) {
  * acknowledged: it is dead-lettered as malformed and dropped. */
 static int read_request(ingest *in, decoder *d, store *st, batch *b, int64_t now_ms,
                         uint64_t *bad) {
-    held *h = in->held[b->n_units];
+    held *h = b->held[b->n_units];
     zmq_msg_t rid;
     zmq_msg_init(&h->identity);
     if (zmq_msg_recv(&h->identity, in->router, ZMQ_DONTWAIT) < 0) {
@@ -243,7 +242,7 @@ int ingest_read(ingest *in, decoder *d, store *st, batch *b, size_t max_events, 
 void ingest_ack(ingest *in, const batch *b, const commit_result *r) {
     for (size_t i = 0; i < b->n_units && i < r->n_units; i++) {
         const batch_unit *u = &b->units[i];
-        held *h = in->held[i];
+        held *h = b->held[i];
         if (u->source != SOURCE_ACK || !h->has_identity || !r->units[i].ack)
             continue;
         /* Best effort: a peer that went away resends and gets the stored ack. */
@@ -259,11 +258,11 @@ void ingest_ack(ingest *in, const batch *b, const commit_result *r) {
     }
 }
 
-void ingest_release(ingest *in, batch *b) {
+void ingest_release(batch *b) {
     for (size_t i = 0; i < b->n_units; i++) {
-        zmq_msg_close(&in->held[i]->payload);
-        if (in->held[i]->has_identity)
-            zmq_msg_close(&in->held[i]->identity);
+        zmq_msg_close(&b->held[i]->payload);
+        if (b->held[i]->has_identity)
+            zmq_msg_close(&b->held[i]->identity);
     }
     b->n_units = 0;
     b->n_items = 0;

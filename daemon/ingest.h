@@ -5,7 +5,8 @@
  * worth of events, and nothing more until that batch is committed, so a slow
  * or absent Redis fills the sockets' receive queues and ZeroMQ's high-water
  * marks push back on producers. Messages stay open until the batch is
- * released, because decoded events point into their bytes. */
+ * released, because decoded events point into their bytes; they are held by
+ * the batch, so the loop can fill one batch while another is committed. */
 #ifndef NOUSU_INGEST_H
 #define NOUSU_INGEST_H
 
@@ -36,7 +37,8 @@ void *ingest_pull_socket(const ingest *in);
 void *ingest_ack_socket(const ingest *in);
 
 /* Read without blocking from both sockets, alternating, until they are empty
- * or b holds at least max_events items. Decodes each frame into b. Returns
+ * or b holds at least max_events items. Decodes each frame into b, after
+ * what b already holds. Returns
  * the number of frames read, or -errno. Envelopes that are not
  * [request_id, payload] are counted in *ret_bad_envelopes and dead-lettered. */
 int ingest_read(ingest *in, decoder *d, store *st, batch *b, size_t max_events, int64_t now_ms,
@@ -46,7 +48,7 @@ int ingest_read(ingest *in, decoder *d, store *st, batch *b, size_t max_events, 
 void ingest_ack(ingest *in, const batch *b, const commit_result *r);
 
 /* Close the messages behind b and empty it (capacity kept). */
-void ingest_release(ingest *in, batch *b);
+void ingest_release(batch *b);
 
 void batch_free(batch *b);
 

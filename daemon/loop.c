@@ -1,11 +1,17 @@
-/* loop.c -- the reactor and the per-iteration pipeline (see loop.h):
+/* loop.c -- the reactor and the pipeline of a batch (see loop.h):
  *
- *   read (ingest) -> decode -> commit (store, 1 round trip) -> detect ->
- *   post (store: alerts, boards, dead letters; 1 round trip) -> publish -> ack
+ *   read (ingest) -> decode -> commit (committer thread, 1 round trip) ->
+ *   detect -> post (store: alerts, boards, dead letters; 1 round trip) ->
+ *   publish -> ack
  *
- * A batch that could not be committed stays in hand and nothing more is read
- * until it is: that is the bounded buffer that turns a Redis outage into
- * backpressure on producers (ZeroMQ high-water marks). */
+ * Two batches at most are in hand: one being committed (fly) and one being
+ * filled (b) meanwhile, up to iteration_max_events. The next commit takes
+ * everything read during the last, so commits grow with the load: small and
+ * quick when it is light, large (and cheaper per event) when it is heavy.
+ * A batch that could not be committed stays in hand and is retried, and once
+ * the other is full nothing more is read: that is the bounded buffer that
+ * turns a Redis outage into backpressure on producers (ZeroMQ high-water
+ * marks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,6 +24,7 @@
 
 #include "alert.h"
 #include "clock.h"
+#include "committer.h"
 #include "control.h"
 #include "decide.h"
 #include "detect.h"
@@ -46,19 +53,22 @@ struct loop {
     ingest *in;
     alert_pub *pub;
     control *ctl;
-    store *st;
+    store *st; /* control, post, dead letters; the committer has its own */
+    committer *com;
     decoder *dec;
     int sigfd;
-    batch b;
-    bool b_accounted; /* its frames were counted (a batch may be retried) */
+    batch b;   /* being filled */
+    batch fly; /* being committed, or waiting to be retried */
+    commit_result fly_res;
     char instance[17];    /* random, names this process's commits */
-    uint64_t commit_seq;  /* the batch in hand is commit <instance>:<commit_seq> */
-    commit_result res;
+    uint64_t commit_seq;  /* fly is commit <instance>:<commit_seq> */
     stats stats;
     detect_params dp;
     window_params wp;
-    int64_t backoff_ms;
+    int64_t backoff_ms; /* reconnecting l->st */
     int64_t next_connect_ms;
+    int64_t commit_backoff_ms; /* retrying fly */
+    int64_t next_commit_ms;
     bool stopping;
     msgpack_sbuffer sbuf;
     log_limit bad_input_log;
@@ -206,6 +216,11 @@ loop *loop_new(const config *cfg, int argc, char **argv) {
         goto fail;
     if (!(l->st = open_store(cfg)) || store_connect(l->st) < 0)
         goto fail;
+    store *cst = open_store(cfg);
+    if (!cst || store_connect(cst) < 0 || !(l->com = committer_new(cst))) {
+        store_destroy(&cst);
+        goto fail;
+    }
     log_notice("redis: connected to %s:%lld db %lld, functions loaded", cfg->redis_host,
                (long long)cfg->redis_port, (long long)cfg->redis_db);
     stats_init(&l->stats);
@@ -222,10 +237,12 @@ void loop_destroy(loop **lp) {
     loop *l = lp ? *lp : NULL;
     if (!l)
         return;
-    if (l->in)
-        ingest_release(l->in, &l->b);
+    committer_destroy(&l->com); /* waits for a commit under way */
+    ingest_release(&l->b);
+    ingest_release(&l->fly);
     batch_free(&l->b);
-    commit_result_clear(&l->res);
+    batch_free(&l->fly);
+    commit_result_clear(&l->fly_res);
     ingest_destroy(&l->in);
     alert_pub_destroy(&l->pub);
     control_destroy(&l->ctl);
@@ -248,7 +265,7 @@ void loop_destroy(loop **lp) {
 static void reject(loop *l, reject_reason why, batch_source src, const strref *raw) {
     l->stats.events_rejected++;
     l->stats.rejected[why]++;
-    if (store_deadletter(l->st, reject_reason_name(why), src, l->b.received_ms, raw->ptr,
+    if (store_deadletter(l->st, reject_reason_name(why), src, l->fly.received_ms, raw->ptr,
                          raw->len) < 0)
         l->stats.deadletter_shed++;
     log_limited(&l->bad_input_log, LOG_WARNING, "%s: rejected %s (%u bytes), dead-lettered",
@@ -256,22 +273,19 @@ static void reject(loop *l, reject_reason why, batch_source src, const strref *r
                 raw->len);
 }
 
-/* Count the frames of a batch, once (a batch may be committed on a retry). */
-static void account_batch(loop *l) {
-    if (l->b_accounted)
-        return;
-    for (size_t u = 0; u < l->b.n_units; u++) {
+/* Count the frames of a batch, once, as it goes to its first commit. */
+static void account_batch(loop *l, const batch *b) {
+    for (size_t u = 0; u < b->n_units; u++) {
         l->stats.frames++;
-        l->stats.requests += l->b.units[u].source == SOURCE_ACK;
+        l->stats.requests += b->units[u].source == SOURCE_ACK;
     }
-    l->b_accounted = true;
 }
 
 /* What the decoder refused, and what Redis refused (too_old), is counted and
  * dead-lettered after the commit: a request answered with its first ack had
  * its rejections counted the first time. */
 static void account_unit(loop *l, const batch_unit *bu, const unit_result *r) {
-    const decode_item *items = &l->b.items[bu->first_item];
+    const decode_item *items = &l->fly.items[bu->first_item];
     for (size_t i = 0; i < bu->n_items; i++)
         if (items[i].reason != REJECT_NONE)
             reject(l, items[i].reason, bu->source, &items[i].ev.raw);
@@ -282,11 +296,11 @@ static void account_unit(loop *l, const batch_unit *bu, const unit_result *r) {
 }
 
 static void account_results(loop *l) {
-    for (size_t u = 0; u < l->res.n_units; u++) {
-        if (l->res.units[u].replayed)
+    for (size_t u = 0; u < l->fly_res.n_units; u++) {
+        if (l->fly_res.units[u].replayed)
             l->stats.requests_replayed++;
         else
-            account_unit(l, &l->b.units[u], &l->res.units[u]);
+            account_unit(l, &l->fly.units[u], &l->fly_res.units[u]);
     }
 }
 
@@ -300,48 +314,96 @@ static decide_ctx decide_context(loop *l) {
     };
 }
 
-/* ---- one iteration --------------------------------------------------------- */
+/* ---- a batch's way through ------------------------------------------------ */
 
-/* Commit the batch in hand. Returns 0 when done (batch released), -EIO when
- * Redis failed (batch kept for the next attempt). */
-static int process_batch(loop *l) {
-    account_batch(l);
+static void start_commit(loop *l) {
     commit_params p = commit_params_now(l);
     char id[48];
     snprintf(id, sizeof id, "%s:%llu", l->instance, (unsigned long long)l->commit_seq);
-    int64_t t0 = mono_us();
-    if (store_commit(l->st, &l->b, &p, id, &l->res) < 0) {
-        l->stats.redis_errors++;
-        return -EIO;
+    committer_start(l->com, &l->fly, &p, id, &l->fly_res);
+}
+
+/* Give the committer work when it is idle: fly again after a failure (once
+ * its backoff has passed, or now with force), else the batch read since. */
+static void dispatch(loop *l, bool force) {
+    if (committer_busy(l->com))
+        return;
+    if (l->fly.n_units) {
+        if (force || mono_ms() >= l->next_commit_ms)
+            start_commit(l);
+        return;
     }
-    histogram_observe(&l->stats.redis_seconds, (double)(mono_us() - t0) / 1e6);
-    histogram_observe(&l->stats.commit_events, (double)l->b.n_items);
+    if (!l->b.n_units)
+        return;
+    batch t = l->fly;
+    l->fly = l->b, l->b = t;
+    account_batch(l, &l->fly);
+    start_commit(l);
+}
+
+/* Redis is down or broken: the other connection, idle perhaps, is as stale;
+ * dropping it makes health checks say so and reconnect() reopen it. */
+static void commit_failed(loop *l) {
+    l->stats.redis_errors++;
+    store_disconnect(l->st);
+    l->commit_backoff_ms = l->commit_backoff_ms ? l->commit_backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (l->commit_backoff_ms > BACKOFF_MAX_MS)
+        l->commit_backoff_ms = BACKOFF_MAX_MS;
+    l->next_commit_ms = mono_ms() + l->commit_backoff_ms;
+}
+
+/* fly is committed: count, detect, post, ack, and let it go. The commit
+ * just worked, so the post's connection is reopened now if it was lost. */
+static void reconnect_now(loop *l);
+
+static void commit_done(loop *l, int64_t took_us) {
+    l->commit_backoff_ms = 0;
+    histogram_observe(&l->stats.redis_seconds, (double)took_us / 1e6);
+    histogram_observe(&l->stats.commit_events, (double)l->fly.n_items);
     l->stats.commits++;
     account_results(l);
+    reconnect_now(l);
     decide_ctx d = decide_context(l);
-    decide_and_post(&d, &l->res);
-    ingest_ack(l->in, &l->b, &l->res);
-    commit_result_clear(&l->res);
-    ingest_release(l->in, &l->b);
-    l->b_accounted = false;
+    decide_and_post(&d, &l->fly_res);
+    ingest_ack(l->in, &l->fly, &l->fly_res);
+    commit_result_clear(&l->fly_res);
+    ingest_release(&l->fly);
     l->commit_seq++;
-    return 0;
+}
+
+/* Take the committer's outcome if there is one (with wait, wait for it).
+ * Returns its result, or -EAGAIN when there is none. */
+static int collect(loop *l, bool wait) {
+    int rc;
+    int64_t took_us;
+    if (!committer_finish(l->com, wait, &rc, &took_us))
+        return -EAGAIN;
+    if (rc < 0)
+        commit_failed(l);
+    else
+        commit_done(l, took_us);
+    return rc;
+}
+
+static bool want_input(const loop *l) {
+    return !l->stopping && l->b.n_items < (size_t)l->cfg.iteration_max_events;
 }
 
 static void take_input(loop *l) {
-    if (l->b.n_units || l->stopping)
+    if (!want_input(l))
         return;
-    l->b.received_ms = wall_ms();
-    int rc = ingest_read(l->in, l->dec, l->st, &l->b, (size_t)l->cfg.iteration_max_events,
-                         l->b.received_ms, &l->stats.bad_envelopes);
+    int64_t now = wall_ms();
+    if (!l->b.n_units)
+        l->b.received_ms = now;
+    int rc = ingest_read(l->in, l->dec, l->st, &l->b, (size_t)l->cfg.iteration_max_events, now,
+                         &l->stats.bad_envelopes);
     if (rc < 0)
         log_error("ingest: read failed: %s", strerror(-rc));
 }
 
 /* ---- Redis reconnects -------------------------------------------------------- */
 
-static void reconnect(loop *l) {
-    int64_t now = mono_ms();
+static void reconnect_at(loop *l, int64_t now) {
     if (store_connected(l->st) || now < l->next_connect_ms)
         return;
     if (store_connect(l->st) == 0) {
@@ -354,6 +416,9 @@ static void reconnect(loop *l) {
         l->backoff_ms = BACKOFF_MAX_MS;
     l->next_connect_ms = now + l->backoff_ms;
 }
+
+static void reconnect(loop *l) { reconnect_at(l, mono_ms()); }
+static void reconnect_now(loop *l) { reconnect_at(l, INT64_MAX); }
 
 /* ---- control ---------------------------------------------------------------- */
 
@@ -387,6 +452,14 @@ static void query_top(loop *l, const control_request *q) {
     top_entries_free(e, n);
 }
 
+/* The stats that are states, not counts: read when asked for. */
+static void refresh_gauges(loop *l) {
+    l->stats.redis_up = store_connected(l->st);
+    l->stats.pending_events = l->b.n_items + l->fly.n_items;
+    l->stats.deadletter_queue = store_deadletter_queued(l->st);
+    l->stats.curve_refused = security_refused(l->sec);
+}
+
 static void answer(loop *l, const void *body, size_t len) {
     control_request q;
     const char *err = control_parse(body, len, &q);
@@ -394,8 +467,10 @@ static void answer(loop *l, const void *body, size_t len) {
         control_reply_error(&l->sbuf, err);
     else if (q.op == CONTROL_PING)
         control_reply_pong(&l->sbuf, NOUSU_VERSION);
-    else if (q.op == CONTROL_STATS)
+    else if (q.op == CONTROL_STATS) {
+        refresh_gauges(l);
         control_reply_stats(&l->sbuf, &l->stats, wall_ms());
+    }
     else if (!store_connected(l->st))
         control_reply_error(&l->sbuf, "unavailable");
     else if (q.op == CONTROL_CREATOR)
@@ -490,10 +565,7 @@ static void handle_signals(loop *l) {
 /* ---- cron: metrics, status, watchdog ------------------------------------------ */
 
 static void publish_metrics(loop *l) {
-    l->stats.redis_up = store_connected(l->st);
-    l->stats.pending_events = l->b.n_items;
-    l->stats.deadletter_queue = store_deadletter_queued(l->st);
-    l->stats.curve_refused = security_refused(l->sec);
+    refresh_gauges(l);
     char *text = NULL;
     if (metrics_render(&l->stats, (double)l->stats.started_ms / 1000.0, NOUSU_VERSION, &text) >= 0)
         metrics_publish(l->metrics, text, l->stats.redis_up, mono_ms());
@@ -532,38 +604,42 @@ static void cron(loop *l) {
 /* ---- the loop --------------------------------------------------------------- */
 
 static long poll_timeout(const loop *l) {
-    if (l->b.n_units) /* waiting for Redis */
-        return l->backoff_ms ? l->backoff_ms : BACKOFF_MIN_MS;
+    if (l->fly.n_units && !committer_busy(l->com)) { /* a retry is due */
+        int64_t wait = l->next_commit_ms - mono_ms();
+        return wait < 0 ? 0 : wait < CRON_MS ? wait : CRON_MS;
+    }
     return CRON_MS;
 }
 
 static int poll_once(loop *l) {
-    zmq_pollitem_t items[4];
+    zmq_pollitem_t items[5];
     int n = 0;
-    bool reading = !l->b.n_units && !l->stopping;
+    bool reading = want_input(l);
     if (reading && ingest_pull_socket(l->in))
         items[n++] = (zmq_pollitem_t){ingest_pull_socket(l->in), 0, ZMQ_POLLIN, 0};
     if (reading && ingest_ack_socket(l->in))
         items[n++] = (zmq_pollitem_t){ingest_ack_socket(l->in), 0, ZMQ_POLLIN, 0};
     if (control_socket(l->ctl))
         items[n++] = (zmq_pollitem_t){control_socket(l->ctl), 0, ZMQ_POLLIN, 0};
+    items[n++] = (zmq_pollitem_t){NULL, committer_fd(l->com), ZMQ_POLLIN, 0};
     items[n++] = (zmq_pollitem_t){NULL, l->sigfd, ZMQ_POLLIN, 0};
     int rc = zmq_poll(items, n, poll_timeout(l));
     return rc < 0 && zmq_errno() != EINTR ? -zmq_errno() : 0;
 }
 
-/* After SIGTERM: commit what is in hand, retrying Redis for a grace period. */
+/* After SIGTERM: commit both batches in hand, retrying Redis for a grace
+ * period. */
 static int drain(loop *l) {
     int64_t deadline = mono_ms() + SHUTDOWN_GRACE_MS;
-    while (l->b.n_units && mono_ms() < deadline) {
-        reconnect(l);
-        if (store_connected(l->st) && process_batch(l) == 0)
-            break;
-        usleep(50 * 1000);
+    collect(l, true);
+    while ((l->fly.n_units || l->b.n_units) && mono_ms() < deadline) {
+        dispatch(l, true);
+        if (collect(l, true) < 0)
+            usleep(50 * 1000);
     }
-    if (l->b.n_units) {
-        log_error("shutdown: Redis unreachable; %zu events taken in were not committed",
-                  l->b.n_items);
+    size_t left = l->fly.n_items + l->b.n_items;
+    if (l->fly.n_units || l->b.n_units) {
+        log_error("shutdown: Redis unreachable; %zu events taken in were not committed", left);
         return 1;
     }
     log_notice("shutdown: everything taken in is committed (%llu events accepted)",
@@ -582,10 +658,11 @@ int loop_run(loop *l) {
         handle_signals(l);
         serve_control(l);
         reconnect(l);
+        collect(l, false);
         take_input(l);
-        if (l->b.n_units && store_connected(l->st))
-            process_batch(l);
-        else if (store_connected(l->st) && store_flush(l->st) < 0)
+        dispatch(l, false);
+        if (!committer_busy(l->com) && !l->fly.n_units && store_connected(l->st) &&
+            store_flush(l->st) < 0)
             l->stats.redis_errors++;
         cron(l);
     }

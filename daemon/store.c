@@ -92,6 +92,8 @@ void store_destroy(store **sp) {
 
 bool store_connected(const store *s) { return s->c != NULL; }
 
+void store_disconnect(store *s) { drop_connection(s); }
+
 /* Run one command synchronously; NULL on any failure (logged). */
 static redisReply *command(store *s, const char *what, int argc, const char **argv,
                            const size_t *lens) {

@@ -121,6 +121,8 @@ void store_destroy(store **s);
  * Returns 0 or -errno; the reason is logged. */
 int store_connect(store *s);
 bool store_connected(const store *s);
+/* Close the connection (the next store_connect opens a new one). */
+void store_disconnect(store *s);
 
 /* Queue a dead-letter entry (SPEC §3); it goes out with the next round trip.
  * raw is copied (cut to deadletter_raw_max). Returns 0, or -ENOBUFS when the

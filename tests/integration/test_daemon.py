@@ -203,6 +203,41 @@ class Control(Case):
         self.assertTrue(pong["version"])
 
 
+class Overlap(Case):
+    """The loop reads the next batch while Redis works on the last commit
+    (the commit runs on the committer thread): a commit held up in Redis
+    neither stops intake nor the control endpoint."""
+
+    daemon_args = ("--redis_timeout_ms=30000",)
+
+    def test_next_batch_is_read_while_a_commit_waits_in_redis(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        # writes wait in Redis (FCALL of a library without no-writes too)
+        self.r.execute_command("CLIENT", "PAUSE", 30000, "WRITE")
+        paused = True
+        try:
+            p.send(pack([ev("ov:a", "like", t, actor="a%d" % i) for i in range(3)]))
+            # frames are counted when their batch goes to the committer
+            wait_for(lambda: self.d.stats()["frames"] == 1, what="batch A sent to Redis")
+            p.send(pack([ev("ov:b", "share", t), ev("ov:b", "save", t)]))
+            st = wait_for(lambda: (lambda s: s["pending_events"] == 5 and s)(self.d.stats()),
+                          what="batch B read while A's commit waits")
+            # A is not committed yet: nothing accepted, B not sent
+            self.assertEqual((st["events_accepted"], st["commits"], st["frames"]), (0, 0, 1))
+            self.assertEqual(counts_in_redis(self.r, "ov:a")[1], 0)
+            self.r.execute_command("CLIENT", "UNPAUSE")
+            paused = False
+            self.d.wait_accepted(5)
+        finally:
+            if paused:
+                self.r.execute_command("CLIENT", "UNPAUSE")
+        st = self.d.stats()
+        self.assertEqual((st["commits"], st["frames"], st["pending_events"]), (2, 2, 0))
+        self.assertEqual(counts_in_redis(self.r, "ov:a")[1], 3)
+        self.assertEqual(counts_in_redis(self.r, "ov:b")[3:5], [1, 1])
+
+
 class Lifecycle(Case):
     def test_sigterm_commits_and_exits_zero(self):
         t = now_ms() - 1000
