@@ -89,26 +89,47 @@ local function new_state()
            hE = 0, cd = { 0, 0, 0 } }
 end
 
+-- A commit touches thousands of creators, most of them for one event in
+-- their current bucket: every table made per creator costs ~0.3 us (with its
+-- garbage collection). So the bookkeeping tables start as the shared EMPTY,
+-- read-only, and are made on their first write (Creator:w).
+-- (sealed on first use: a library's load runs without setmetatable)
+local EMPTY, sealed = {}, false
+
 local function creator_load(cfg, c)
-  local self = setmetatable({}, Creator)
-  self.c = c
-  self.base = state_key(cfg.prefix, c)
-  self.cfg = cfg
-  local s = state_get(cfg.prefix, c)
-  self.is_new = s == nil
-  self.s = s or new_state()
-  self.bk = {}          -- h -> bucket, loaded (or created) by this commit
-  self.bnew = {}        -- h -> true: bucket created by this commit
-  self.bdirty = {}      -- h -> true: to write back
-  self.bdel = {}        -- h -> true (left the recent window)
-  self.edirty = {}      -- h -> E or false (delete) for the baseline hash
-  self.actors = {}      -- h -> actors waiting for PFADD
-  self.run_actors = {}  -- h -> lists of actors of runs, waiting for PFADD
-  self.hll = {}         -- h -> true: PFADD done by this commit
-  self.checkpoints = {}
-  self.watching = false
-  self.pcd = {}         -- kind -> ts of a checkpoint expected to fire it
-  return self
+  if not sealed then
+    setmetatable(EMPTY, { __newindex = function() error('nousu: write to EMPTY') end })
+    sealed = true
+  end
+  local base = state_key(cfg.prefix, c)
+  local raw = redis.call('GET', base)
+  local s = raw and cmsgpack.unpack(raw)
+  -- one constructor: the table is sized once, not grown field by field
+  return setmetatable({
+    c = c, base = base, cfg = cfg, is_new = not s, s = s or new_state(),
+    bk = EMPTY,          -- h -> bucket, loaded (or created) by this commit
+    bnew = EMPTY,        -- h -> true: bucket created by this commit
+    bdirty = EMPTY,      -- h -> true: to write back
+    bdel = EMPTY,        -- h -> true (left the recent window)
+    edirty = EMPTY,      -- h -> E or false (delete) for the baseline hash
+    actors = EMPTY,      -- h -> actors waiting for PFADD
+    run_actors = EMPTY,  -- h -> lists of actors of runs, waiting for PFADD
+    hll = EMPTY,         -- h -> true: PFADD done by this commit
+    checkpoints = EMPTY,
+    watching = false,
+    pcd = EMPTY,         -- kind -> ts of a checkpoint expected to fire it
+    pgbase = false,      -- see Creator:gbase
+  }, Creator)
+end
+
+-- The bookkeeping table name, writable.
+function Creator:w(name)
+  local t = self[name]
+  if t == EMPTY then
+    t = {}
+    self[name] = t
+  end
+  return t
 end
 
 -- Load the buckets hs (those not loaded yet) in one HMGET.
@@ -119,8 +140,9 @@ function Creator:load_buckets(hs)
   end
   if #want == 0 then return end
   local raw = redis.call('HMGET', self.base .. ':b', unpack(want))
+  local bk = self:w('bk')
   for i, h in ipairs(want) do
-    self.bk[h] = raw[i] and cmsgpack.unpack(raw[i]) or false
+    bk[h] = raw[i] and cmsgpack.unpack(raw[i]) or false
   end
 end
 
@@ -130,7 +152,7 @@ function Creator:bucket(h)
   if h == s.H then
     if not s.cur then
       s.cur = new_bucket()
-      self.bnew[h] = true
+      self:w('bnew')[h] = true
     end
     return s.cur
   end
@@ -138,10 +160,10 @@ function Creator:bucket(h)
   local b = self.bk[h]
   if not b then
     b = new_bucket()
-    self.bk[h] = b
-    self.bnew[h] = true
+    self:w('bk')[h] = b
+    self:w('bnew')[h] = true
   end
-  self.bdirty[h] = true
+  self:w('bdirty')[h] = true
   return b
 end
 
@@ -157,16 +179,17 @@ function Creator:recompute_early()
   local s = self.s
   s.ef, s.eft = -1, 0
   local flat = redis.call('HGETALL', self.base .. ':b')
+  local bk = self:w('bk')
   for i = 1, #flat, 2 do
     local h = tonumber(flat[i])
-    if self.bk[h] == nil then self.bk[h] = cmsgpack.unpack(flat[i + 1]) end
+    if bk[h] == nil then bk[h] = cmsgpack.unpack(flat[i + 1]) end
   end
-  self.bk[s.H] = s.cur or false -- the current bucket, for the scan below
-  for h, b in pairs(self.bk) do
+  bk[s.H] = s.cur or false -- the current bucket, for the scan below
+  for h, b in pairs(bk) do
     local ft = b and not self.bdel[h] and b[B_FT] or 0
     if ft > 0 and (s.eft == 0 or ft < s.eft) then s.ef, s.eft = b[B_F], ft end
   end
-  self.bk[s.H] = nil
+  bk[s.H] = nil
 end
 
 -- Move the windows so that they end at bucket newH: buckets leaving the
@@ -179,7 +202,7 @@ function Creator:roll(newH)
   if newH <= oldH then return end
   -- the current bucket becomes an older one, kept in P{c}:b
   if s.cur then
-    self.bk[oldH], self.bdirty[oldH], s.cur = s.cur, true, nil
+    self:w('bk')[oldH], self:w('bdirty')[oldH], s.cur = s.cur, true, nil
   end
   local early_left = false
   local leaving = {}
@@ -196,16 +219,17 @@ function Creator:roll(newH)
       if b[B_FT] > 0 and b[B_FT] == s.eft then early_left = true end
       if e ~= 0 and h > newH - R - B then
         s.hE = s.hE + e
-        self.edirty[h] = e
+        self:w('edirty')[h] = e
       end
-      self.bk[h], self.bdirty[h] = false, nil
-      self.bdel[h] = true
+      self.bk[h] = false
+      if self.bdirty[h] then self.bdirty[h] = nil end
+      self:w('bdel')[h] = true
     end
   end
   for h = oldH - R - B + 1, math.min(oldH - R, newH - R - B) do
     local e = self:hist_e(h)
     if e ~= 0 then s.hE = s.hE - e end
-    self.edirty[h] = false
+    self:w('edirty')[h] = false
   end
   s.H = newH
   if early_left then self:recompute_early() end
@@ -226,7 +250,7 @@ function Creator:apply(ev)
   if h > s.H - cfg.recent then
     self:add_recent(self:bucket(h), h, ev, e)
   elseif h > s.H - cfg.recent - cfg.hist and e ~= 0 then
-    self.edirty[h] = self:hist_e(h) + e
+    self:w('edirty')[h] = self:hist_e(h) + e
     s.hE = s.hE + e
   end
   self:snapshot(ev)
@@ -250,7 +274,7 @@ function Creator:add_recent(b, h, ev, e)
     b[B_IA] = b[B_IA] + n
     s.ria = s.ria + n
     local list = self.actors[h]
-    if not list then list = {} self.actors[h] = list end
+    if not list then list = {} self:w('actors')[h] = list end
     list[#list + 1] = actor
   end
   local fol = ev[9]
@@ -282,16 +306,16 @@ function Creator:flush_actors()
   for h, list in pairs(self.actors) do
     if not self.bdel[h] then
       pfadd(self.base .. ':u:' .. h, list)
-      self.hll[h] = true
+      self:w('hll')[h] = true
     end
   end
   for h, lists in pairs(self.run_actors) do
     if not self.bdel[h] then
       for _, list in ipairs(lists) do pfadd(self.base .. ':u:' .. h, list) end
-      self.hll[h] = true
+      self:w('hll')[h] = true
     end
   end
-  self.actors, self.run_actors = {}, {}
+  self.actors, self.run_actors = EMPTY, EMPTY
 end
 
 function Creator:uniques()
@@ -303,7 +327,7 @@ end
 -- Dirty buckets back to P{c}:b, left ones out; its TTL (a backstop, like
 -- every key's) is refreshed hourly.
 function Creator:flush_buckets()
-  local base, ttl = self.base, self.cfg.ttl_s
+  local base, ttl = self.base, self.cfg.ttl_str
   local set, del = {}, {}
   for h in pairs(self.bdirty) do
     set[#set + 1] = h
@@ -334,7 +358,7 @@ function Creator:flush_hist()
   local key = self.base .. ':e'
   if #eset > 0 then
     redis.call('HSET', key, unpack(eset))
-    redis.call('EXPIRE', key, self.cfg.ttl_s)
+    redis.call('EXPIRE', key, self.cfg.ttl_str)
   end
   for i = 1, #edel, 1000 do
     redis.call('HDEL', key, unpack(edel, i, math.min(i + 999, #edel)))
@@ -346,7 +370,7 @@ end
 function Creator:flush(niches)
   local cfg = self.cfg
   self:flush_buckets()
-  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_s)
+  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_str)
   self:flush_hist()
   local niche = self.s.niche
   if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
@@ -425,13 +449,14 @@ function Creator:watch()
   if firing and not self.watching and #self.checkpoints < self.cfg.det[12] then
     self:flush_actors()
     local u = self:uniques()
-    self.checkpoints[#self.checkpoints + 1] = self:summary(u)
+    local cps, pcd = self:w('checkpoints'), self:w('pcd')
+    cps[#cps + 1] = self:summary(u)
     local s, d = self.s, self.cfg.det
-    if grad then self.pcd[2], self.pgbase = s.now, s.below end
-    if jump then self.pcd[1] = s.now end
+    if grad then pcd[2], self.pgbase = s.now, s.below end
+    if jump then pcd[1] = s.now end
     if volume then
       local fails = s.ria >= d[13] and s.ria > 0 and u / s.ria < d[14]
-      self.pcd[fails and 1 or 0] = s.now
+      pcd[fails and 1 or 0] = s.now
     end
   end
   self.watching = firing
@@ -500,7 +525,7 @@ function Creator:apply_run(r)
   b[B_SE], s.rse = b[B_SE] + r[R_SE], s.rse + r[R_SE]
   if #r[R_ACTORS] > 0 then
     local lists = self.run_actors[h]
-    if not lists then lists = {} self.run_actors[h] = lists end
+    if not lists then lists = {} self:w('run_actors')[h] = lists end
     lists[#lists + 1] = r[R_ACTORS]
   end
   local niche = r[R_NICHE]
@@ -591,9 +616,11 @@ end
 --     rule may have started to hold, in event order per creator
 
 local function parse_cfg(a)
+  -- (numbers that go into commands as strings, formatted once)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
-           lateness_ms = a[6], horizon_ms = a[7], request_ttl = a[8], micro_max = a[9],
-           ttl_s = a[10], weight = a[11], det = a[12], dedup_buckets = a[13] }
+           lateness_ms = a[6], horizon_ms = a[7], request_ttl = S(a[8]), micro_max = a[9],
+           ttl_s = a[10], ttl_str = S(a[10]), weight = a[11], det = a[12],
+           dedup_buckets = a[13] }
 end
 
 local function make_ack(unit, ok, dup, too_old)
