@@ -30,7 +30,7 @@ DET = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
 
 def commit(r, now, events):
     cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           test_runs.WEIGHTS, DET, 256]
+           test_runs.WEIGHTS, DET, 16, 384]
     blob = msgpack.packb([cfg, [[None, len(events), [], events]]], use_bin_type=False)
     t = time.perf_counter()
     r.execute_command("FCALL", "nousu_commit", 0, blob)
@@ -45,7 +45,7 @@ def commit_runs(r, now, events):
     """The same events as one unit in the runs form, built by the port of
     daemon/plan.c + wire.c that test_runs.py checks against the daemon's."""
     cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           test_runs.WEIGHTS, DET, test_runs.DEDUP_BUCKETS]
+           test_runs.WEIGHTS, DET, 16, 384]
     unit = test_runs.Unit(None, [test_runs.Ev(e[1], e[2], e[3], e[4], actor=e[6])
                                  for e in events])
     blob, groups, owners, _ = test_runs.runs_form(cfg, [unit])

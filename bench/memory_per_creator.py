@@ -27,9 +27,6 @@ def main():
     per_hour = int(sys.argv[3]) if len(sys.argv) > 3 else 5
     harness.NOUSUD = os.path.join(build, "nousud")
     case = harness.Case()
-    # Every id of the run lands in one 30 s slice: enough buckets that each
-    # set holds under 512 ids and stays an intset, as sized in production.
-    case.daemon_args = ["--dedup_buckets=1024"]
     case.setUp()
     try:
         run(case, creators, per_hour)

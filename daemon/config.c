@@ -167,9 +167,13 @@ static const setting settings[] = {
             "event time since a creator's first event before it may be flagged, seconds"),
     CFG_INT(dedup_horizon_s, G_WINDOWS, 120, 1, 604800, RELOAD,
             "how long event ids are remembered for dedup, wall-clock seconds"),
-    CFG_INT(dedup_buckets, G_WINDOWS, 256, 1, 1048576, RESTART,
-            "remembered ids are spread over this many Redis sets per 30 s slice; "
-            "keep ids per slice / buckets under 512 so each stays a compact intset"),
+    CFG_INT(dedup_buckets, G_WINDOWS, 16, 1, 65536, RELOAD,
+            "at least this many Redis sets hold a 30 s slice's remembered ids (a slice "
+            "sizes itself from the one before, and grows in a surge)"),
+    CFG_INT(dedup_set_ids, G_WINDOWS, 0, 0, 1000000, RELOAD,
+            "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "
+            "a set stays a compact intset, about 8 bytes an id; 0: 3/4 of that setting "
+            "as read from Redis (384 when it cannot be read)"),
     CFG_INT(request_ttl_s, G_WINDOWS, 86400, 1, 2592000, RESTART,
             "how long acknowledged request ids and their acks are remembered, seconds"),
 

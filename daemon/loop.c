@@ -43,6 +43,7 @@
 #define CONTROL_PER_ITERATION 64
 #define MAX_CHECKPOINTS 4 /* per creator per commit */
 #define CRON_MS 250              /* metrics, watchdog, status */
+#define DEDUP_SET_IDS_FALLBACK 384 /* 3/4 of Redis's default 512 */
 #define STATUS_MS 1000
 
 struct loop {
@@ -101,6 +102,15 @@ static void derive(loop *l) {
     log_set_level(log_level_parse(c->log_level));
 }
 
+/* dedup_set_ids, or 0 (auto): 3/4 of Redis's set-max-intset-entries, room
+ * for the spread of a hash's sets around their mean. */
+static int64_t dedup_set_ids(const loop *l) {
+    if (l->cfg.dedup_set_ids)
+        return l->cfg.dedup_set_ids;
+    int64_t max = store_intset_max(l->st);
+    return max ? (max * 3 + 3) / 4 : DEDUP_SET_IDS_FALLBACK;
+}
+
 static commit_params commit_params_now(const loop *l) {
     const config *c = &l->cfg;
     commit_params p = {
@@ -110,7 +120,8 @@ static commit_params commit_params_now(const loop *l) {
         /* Every key of a creator outlives its windows, in wall-clock time,
          * with margin for late events and slow replays. */
         .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
-        .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets, .det = l->dp,
+        .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets,
+        .dedup_set_ids = dedup_set_ids(l), .det = l->dp,
         .cooldown_ms = c->cooldown_s * 1000, .max_checkpoints = MAX_CHECKPOINTS,
     };
     memcpy(p.weight, c->weight, sizeof p.weight);

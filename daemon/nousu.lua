@@ -533,66 +533,144 @@ function Creator:apply_run(r)
 end
 
 ----------------------------------------------------------------------------
--- Event-id dedup. An id (its 64-bit hash, as a signed decimal so that the
--- sets stay intsets: 8 bytes an id) is remembered in P:ids:<slice>:<bucket>,
--- slice = 30 s of wall clock, bucket picked by the daemon from the hash, for
--- the horizon plus up to one slice. One commit asks each set once.
+-- Event-id dedup. An id is remembered as its 64-bit hash, a signed decimal
+-- (so that Redis keeps the sets as intsets: 8 bytes an id), for the horizon
+-- plus up to two slices, in the set P:ids:<slice>:<gen>:<b>:
+--   slice  30 s of wall clock: the ids that expire together;
+--   gen    a slice's sets come in generations, each with its own number of
+--          sets B (a power of 2), chosen so that a set holds about
+--          cfg.set_ids ids: under Redis's set-max-intset-entries (512 by
+--          default), past which a set turns into a hash table at ~64 B an
+--          id. A slice starts with B for the previous slice's count (at least
+--          cfg.dedup_buckets) and opens a generation GEN_GROWTH times larger
+--          when the current one is full, as in a surge;
+--   b      the set: the id's place (the top 16 bits of its hash, sent by the
+--          daemon) scaled to B, so that ids sorted by place fall into the
+--          sets of any generation in contiguous stretches.
+-- P:ids:<slice> lists the slice's generations, msgpack [[B, ids]...]. A
+-- commit asks each set its ids fall into once (SMISMEMBER) and adds to each
+-- set of the current generation once (SADD).
 
 local DEDUP_SLICE_MS = 30000
+local PLACES = 65536
+local GEN_GROWTH = 8
 
 local Dedup = {}
 Dedup.__index = Dedup
 
 local function dedup_new(cfg)
   -- known: ids seen before (and, in nousu_commit, earlier in the commit);
-  -- skip: ids of too-old events of nousu_commit_runs, not to be remembered
-  local self = setmetatable({ cfg = cfg, known = {}, fresh = {}, skip = {} }, Dedup)
+  -- fresh: nousu_commit's ids to remember, as { id, place };
+  -- skip: ids of too-old events of nousu_commit_runs, not to be remembered;
+  -- gens: slice -> its generations, read once per commit
+  local self = setmetatable({ cfg = cfg, known = {}, fresh = {}, skip = {}, gens = {} }, Dedup)
   self.cur = floordiv(cfg.wall, DEDUP_SLICE_MS)
   self.oldest = floordiv(cfg.wall - cfg.horizon_ms, DEDUP_SLICE_MS)
+  self.ttl = S(math.ceil((cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000))
   return self
 end
 
-function Dedup:key(slice, b)
-  return self.cfg.prefix .. 'ids:' .. slice .. ':' .. b
+function Dedup:slice_key(slice)
+  return self.cfg.prefix .. 'ids:' .. slice
 end
 
--- by_bucket: bucket -> ids of the commit; one SMISMEMBER per slice and bucket.
-function Dedup:prefetch(by_bucket)
-  for b, list in pairs(by_bucket) do
-    for slice = self.oldest, self.cur do
-      local key = self:key(slice, b)
-      for i = 1, #list, 1000 do
-        local part = #list <= 1000 and list or { unpack(list, i, math.min(i + 999, #list)) }
-        local r = redis.call('SMISMEMBER', key, unpack(part))
-        for j = 1, #part do
-          if r[j] == 1 then self.known[part[j]] = true end
+function Dedup:slice_gens(slice)
+  local gens = self.gens[slice]
+  if not gens then
+    local raw = redis.call('GET', self:slice_key(slice))
+    gens = raw and cmsgpack.unpack(raw) or {}
+    self.gens[slice] = gens
+  end
+  return gens
+end
+
+-- fn(b, i, j) for each stretch places[i..j] (ascending) in one set of B.
+local function each_set(places, B, fn)
+  local width = PLACES / B
+  local n, i = #places, 1
+  while i <= n do
+    local b = math.floor(places[i] / width)
+    local limit, j = (b + 1) * width, i
+    while j < n and places[j + 1] < limit do j = j + 1 end
+    fn(b, i, j)
+    i = j + 1
+  end
+end
+
+-- Mark as known the ids (sorted by place) remembered within the horizon.
+function Dedup:prefetch(ids, places)
+  if #ids == 0 then return end
+  local known = self.known
+  for slice = self.oldest, self.cur do
+    for g, gen in ipairs(self:slice_gens(slice)) do
+      local base = self:slice_key(slice) .. ':' .. g .. ':'
+      each_set(places, gen[1], function(b, i, j)
+        for k = i, j, 1000 do
+          local r = redis.call('SMISMEMBER', base .. b, unpack(ids, k, math.min(k + 999, j)))
+          for x = 1, #r do
+            if r[x] == 1 then known[ids[k + x - 1]] = true end
+          end
         end
-      end
+      end)
     end
   end
 end
 
--- true when the id was already seen within the horizon; otherwise remembers it.
-function Dedup:seen(id, b)
+-- The generation of the current slice that n more ids go into, and its number.
+function Dedup:gen_for(n)
+  local gens, cfg = self:slice_gens(self.cur), self.cfg
+  local last = gens[#gens]
+  if last and last[2] + n <= last[1] * cfg.set_ids then return last, #gens end
+  local want
+  if last then
+    want = GEN_GROWTH * last[1]
+  else
+    local before = 0
+    for _, gen in ipairs(self:slice_gens(self.cur - 1)) do before = before + gen[2] end
+    want = math.max(cfg.dedup_buckets, before / cfg.set_ids)
+  end
+  want = math.max(want, n / cfg.set_ids)
+  local B = 1
+  while B < want and B < PLACES do B = B * 2 end
+  gens[#gens + 1] = { B, 0 }
+  return gens[#gens], #gens
+end
+
+-- Remember ids not known before (sorted by place) in the current slice.
+function Dedup:remember(ids, places)
+  if #ids == 0 then return end
+  local gen, g = self:gen_for(#ids)
+  gen[2] = gen[2] + #ids
+  local base = self:slice_key(self.cur) .. ':' .. g .. ':'
+  each_set(places, gen[1], function(b, i, j)
+    for k = i, j, 1000 do
+      redis.call('SADD', base .. b, unpack(ids, k, math.min(k + 999, j)))
+    end
+    redis.call('EXPIRE', base .. b, self.ttl)
+  end)
+  redis.call('SET', self:slice_key(self.cur), cmsgpack.pack(self:slice_gens(self.cur)),
+             'EX', self.ttl)
+end
+
+-- { id, place } pairs in place order, as two lists.
+local function by_place(list)
+  table.sort(list, function(a, b) return a[2] < b[2] end)
+  local ids, places = {}, {}
+  for i, e in ipairs(list) do ids[i], places[i] = e[1], e[2] end
+  return ids, places
+end
+
+-- nousu_commit: true when the id was already seen within the horizon or
+-- earlier in the commit; otherwise it is to be remembered.
+function Dedup:seen(id, place)
   if self.known[id] then return true end
   self.known[id] = true
-  local list = self.fresh[b]
-  if not list then list = {} self.fresh[b] = list end
-  list[#list + 1] = id
+  self.fresh[#self.fresh + 1] = { id, place }
   return false
 end
 
--- Remember ids in the current slice's set b, for the horizon plus a slice.
-function Dedup:remember(b, list)
-  local key = self:key(self.cur, b)
-  for i = 1, #list, 1000 do
-    redis.call('SADD', key, unpack(list, i, math.min(i + 999, #list)))
-  end
-  redis.call('EXPIRE', key, math.ceil((self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000))
-end
-
 function Dedup:flush()
-  for b, list in pairs(self.fresh) do self:remember(b, list) end
+  self:remember(by_place(self.fresh))
 end
 
 ----------------------------------------------------------------------------
@@ -603,10 +681,10 @@ end
 --   the same on every retry of that batch)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
 --            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det,
---            dedup_buckets]
+--            dedup_buckets, dedup_set_ids]
 --   unit  = [rid or nil, total, pre_errors [[i, reason]...], events]
 --   event = [i, creator, type, ts, n, id (hash, decimal), actor, sponsored,
---            followers, niche, id bucket]
+--            followers, niche, id place (see Dedup)]
 -- Returns msgpack [units_out, creators, checkpoints]
 --   unit_out = [status, ok, dup, too_old_indexes, ack or nil]
 --     status 0 applied, 1 request already committed (ack replayed)
@@ -620,7 +698,7 @@ local function parse_cfg(a)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
            lateness_ms = a[6], horizon_ms = a[7], request_ttl = S(a[8]), micro_max = a[9],
            ttl_s = a[10], ttl_str = S(a[10]), weight = a[11], det = a[12],
-           dedup_buckets = a[13] }
+           dedup_buckets = a[13], set_ids = a[14] }
 end
 
 local function make_ack(unit, ok, dup, too_old)
@@ -659,7 +737,7 @@ local function apply_unit(cfg, unit, creators, order, dedup)
 end
 
 -- Which units are requests already committed (answered with their first
--- ack), and the event ids of the others by bucket, asked for all at once.
+-- ack), and the event ids of the others, asked for all at once.
 local function prepare(cfg, units, dedup)
   local replay, ids = {}, {}
   for u, unit in ipairs(units) do
@@ -668,15 +746,11 @@ local function prepare(cfg, units, dedup)
       replay[u] = prev
     else
       for _, ev in ipairs(unit[4]) do
-        if ev[6] then
-          local list = ids[ev[11]]
-          if not list then list = {} ids[ev[11]] = list end
-          list[#list + 1] = ev[6]
-        end
+        if ev[6] then ids[#ids + 1] = { ev[6], ev[11] } end
       end
     end
   end
-  dedup:prefetch(ids)
+  dedup:prefetch(by_place(ids))
   return replay
 end
 
@@ -738,8 +812,9 @@ end
 -- only when no event id and no request id appears twice in it.
 --
 -- ARGV[1] = msgpack [cfg, units, runs]; ARGV[2] = commit id;
--- ARGV[3] = msgpack [[id bucket, [id...]]...], every event id of the commit;
--- ARGV[4] = msgpack [[run index...]...], the run of each of those ids
+-- ARGV[3] = msgpack [[id...], [place...]], every event id of the commit,
+--   sorted by place (see Dedup);
+-- ARGV[4] = msgpack [run index...], the run of each of those ids
 --   unit = [rid or nil, total, pre_errors, events in runs]
 --   run  = [creator, first event, REST or nil]
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
@@ -775,32 +850,28 @@ local function take_run(cfg, st, run, dedup, tally, walk)
 end
 
 -- Runs holding an id seen before: walked event by event.
-local function runs_to_walk(dedup, idsets, owners_arg)
+local function runs_to_walk(dedup, ids, owners_arg)
   local walk = {}
   if next(dedup.known) == nil then return walk end
   local owners = cmsgpack.unpack(owners_arg)
-  for g, set in ipairs(idsets) do
-    for j, id in ipairs(set[2]) do
-      if dedup.known[id] then walk[owners[g][j]] = true end
-    end
+  for j, id in ipairs(ids) do
+    if dedup.known[id] then walk[owners[j]] = true end
   end
   return walk
 end
 
 -- Remember the commit's ids but those seen before and those of events too old.
-function Dedup:flush_sets(idsets)
-  local filter = next(self.known) ~= nil or next(self.skip) ~= nil
-  for _, set in ipairs(idsets) do
-    local list = set[2]
-    if filter then
-      local keep = {}
-      for _, id in ipairs(list) do
-        if not self.known[id] and not self.skip[id] then keep[#keep + 1] = id end
+function Dedup:flush_runs(ids, places)
+  if next(self.known) ~= nil or next(self.skip) ~= nil then
+    local keep, kplaces = {}, {}
+    for j, id in ipairs(ids) do
+      if not self.known[id] and not self.skip[id] then
+        keep[#keep + 1], kplaces[#kplaces + 1] = id, places[j]
       end
-      list = keep
     end
-    if #list > 0 then self:remember(set[1], list) end
+    ids, places = keep, kplaces
   end
+  self:remember(ids, places)
 end
 
 local function commit_runs(keys, args)
@@ -814,11 +885,10 @@ local function commit_runs(keys, args)
     if unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then return 0 end
   end
   local dedup = dedup_new(cfg)
-  local idsets = cmsgpack.unpack(args[3])
-  local by_bucket = {}
-  for _, set in ipairs(idsets) do by_bucket[set[1]] = set[2] end
-  dedup:prefetch(by_bucket)
-  local walk = runs_to_walk(dedup, idsets, args[4])
+  local idlist = cmsgpack.unpack(args[3])
+  local ids, places = idlist[1], idlist[2]
+  dedup:prefetch(ids, places)
+  local walk = runs_to_walk(dedup, ids, args[4])
   local tally, creators, order = {}, {}, {}
   for u = 1, #units do tally[u] = { dup = 0, too_old = {} } end
   for i, run in ipairs(runs) do
@@ -836,7 +906,7 @@ local function commit_runs(keys, args)
     out[u] = { 0, ok, t.dup, t.too_old, ack }
   end
   local summaries, checkpoints = finish(cfg, order)
-  dedup:flush_sets(idsets)
+  dedup:flush_runs(ids, places)
   local reply = cmsgpack.pack({ out, summaries, checkpoints })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
   return reply

@@ -33,6 +33,7 @@ struct store {
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
     msgpack_sbuffer detail, ids, owners;
+    int64_t intset_max; /* Redis's set-max-intset-entries; 0: unknown */
 };
 
 /* ---- connection ------------------------------------------------------ */
@@ -148,6 +149,26 @@ static int load_functions(store *s) {
     return run_simple(s, "FUNCTION LOAD", 4, argv, lens);
 }
 
+/* set-max-intset-entries, for the dedup's sizing. A user without CONFIG
+ * rights (the least-privilege ACL of docs/security.md) gets 0: unknown. */
+static int64_t read_intset_max(store *s) {
+    redisReply *r = redisCommand(s->c, "CONFIG GET set-max-intset-entries");
+    int64_t v = 0;
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[1]->type == REDIS_REPLY_STRING)
+        v = strtoll(r->element[1]->str, NULL, 10);
+    if (r && r->type == REDIS_REPLY_ERROR)
+        log_info("redis: CONFIG GET set-max-intset-entries: %s; dedup sets sized for 512",
+                 r->str);
+    if (r)
+        freeReplyObject(r);
+    else
+        drop_connection(s);
+    return v > 0 ? v : 0;
+}
+
+int64_t store_intset_max(const store *s) { return s->intset_max; }
+
 int store_connect(store *s) {
     drop_connection(s);
     struct timeval tv = {s->o.timeout_ms / 1000, (s->o.timeout_ms % 1000) * 1000};
@@ -164,7 +185,8 @@ int store_connect(store *s) {
         drop_connection(s);
         return -EIO;
     }
-    return 0;
+    s->intset_max = read_intset_max(s);
+    return s->c ? 0 : -EIO;
 }
 
 /* ---- msgpack helpers ---------------------------------------------------- */
@@ -475,7 +497,7 @@ static int commit_runs(store *s, const batch *b, const plan *pl, const commit_pa
     msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
     msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
     if (wire_pack_runs(&s->pk, &s->detail, s->prefix, b, pl, p) < 0 ||
-        wire_pack_ids(&ids, &owners, pl, p) < 0)
+        wire_pack_ids(&ids, &owners, pl) < 0)
         return -ENOMEM;
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
                           s->ids.data, s->owners.data};

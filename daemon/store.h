@@ -39,7 +39,7 @@ typedef struct commit_params {
     int64_t bucket_ms, recent, hist;
     int64_t lateness_ms, horizon_ms, request_ttl_s, ttl_s;
     int64_t micro_max;
-    int64_t dedup_buckets;
+    int64_t dedup_buckets, dedup_set_ids;
     int64_t weight[EV__COUNT];
     /* the rules' numbers, for the Function to know where a rule may start
      * to hold (see Creator:watch in nousu.lua); detect.c decides */
@@ -123,6 +123,9 @@ int store_connect(store *s);
 bool store_connected(const store *s);
 /* Close the connection (the next store_connect opens a new one). */
 void store_disconnect(store *s);
+/* Redis's set-max-intset-entries as read at the last connect; 0 when the
+ * user may not read it (CONFIG GET). */
+int64_t store_intset_max(const store *s);
 
 /* Queue a dead-letter entry (SPEC §3); it goes out with the next round trip.
  * raw is copied (cut to deadletter_raw_max). Returns 0, or -ENOBUFS when the

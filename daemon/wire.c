@@ -36,7 +36,7 @@ static void pack_watch(msgpack_packer *pk, const commit_params *p) {
 }
 
 static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params *p) {
-    msgpack_pack_array(pk, 13);
+    msgpack_pack_array(pk, 14);
     pack_cstr(pk, prefix);
     msgpack_pack_int64(pk, p->wall_ms);
     msgpack_pack_int64(pk, p->bucket_ms);
@@ -52,6 +52,7 @@ static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params
         msgpack_pack_int64(pk, p->weight[t]);
     pack_watch(pk, p);
     msgpack_pack_int64(pk, p->dedup_buckets);
+    msgpack_pack_int64(pk, p->dedup_set_ids);
 }
 
 static void pack_opt_str(msgpack_packer *pk, const strref *r) {
@@ -63,10 +64,10 @@ static void pack_opt_str(msgpack_packer *pk, const strref *r) {
 
 /* An event id is remembered as its 64-bit XXH3 hash, exact in practice: as
  * a signed decimal, so that Redis keeps the sets of them as intsets (8 bytes
- * an id), in the set its low bits pick among dedup_buckets. */
-static uint64_t id_bucket(uint64_t h, int64_t buckets) {
-    return h % (uint64_t)(buckets > 0 ? buckets : 1);
-}
+ * an id). Its place, the top 16 bits, picks its set among however many a
+ * slice of the dedup has (nousu.lua, Dedup): ids sorted by place fall into
+ * the sets in contiguous stretches, whatever their number. */
+static uint64_t id_place(uint64_t h) { return h >> 48; }
 
 static void pack_id(msgpack_packer *pk, uint64_t h) {
     char dec[24];
@@ -75,10 +76,10 @@ static void pack_id(msgpack_packer *pk, uint64_t h) {
 }
 
 /* [i, creator, type, ts, n, id, actor, sponsored, followers, niche,
- *  id bucket(, unit)]: the creator is left out (nil) inside a run, whose
+ *  id place(, unit)]: the creator is left out (nil) inside a run, whose
  * events carry their unit (1-based) instead. */
 static void pack_event(msgpack_packer *pk, size_t i, const event *e, uint64_t idh,
-                       int64_t buckets, uint32_t unit1) {
+                       uint32_t unit1) {
     msgpack_pack_array(pk, unit1 ? 12 : 11);
     msgpack_pack_uint64(pk, i);
     if (unit1)
@@ -105,7 +106,7 @@ static void pack_event(msgpack_packer *pk, size_t i, const event *e, uint64_t id
     else
         msgpack_pack_nil(pk);
     pack_opt_str(pk, &e->niche);
-    msgpack_pack_uint64(pk, e->id.len ? id_bucket(idh, buckets) : 0);
+    msgpack_pack_uint64(pk, e->id.len ? id_place(idh) : 0);
     if (unit1)
         msgpack_pack_uint32(pk, unit1);
 }
@@ -152,8 +153,7 @@ void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
         for (size_t i = 0; i < bu->n_items; i++)
             if (items[i].reason == REJECT_NONE)
                 pack_event(pk, i, &items[i].ev,
-                           items[i].ev.id.len ? plan_id_hash(&items[i].ev.id) : 0,
-                           p->dedup_buckets, 0);
+                           items[i].ev.id.len ? plan_id_hash(&items[i].ev.id) : 0, 0);
     }
 }
 
@@ -189,8 +189,8 @@ static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const comm
     }
 }
 
-static void pack_event_of(msgpack_packer *pk, const plan_event *pe, const commit_params *p) {
-    pack_event(pk, pe->item, pe->ev, pe->idh, p->dedup_buckets, pe->unit + 1);
+static void pack_event_of(msgpack_packer *pk, const plan_event *pe) {
+    pack_event(pk, pe->item, pe->ev, pe->idh, pe->unit + 1);
 }
 
 /* [n, ts_min, ts_max, counts[9], E, ia, se, actors, niche, nichets, detail],
@@ -226,7 +226,7 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     msgpack_packer_init(&dp, detail, msgpack_sbuffer_write);
     msgpack_pack_array(&dp, run->n - 1);
     for (size_t k = 1; k < run->n; k++)
-        pack_event_of(&dp, &pl->events[pl->order[run->first + k]], p);
+        pack_event_of(&dp, &pl->events[pl->order[run->first + k]]);
     if (detail->size && !detail->data)
         return -ENOMEM;
     pack_str(pk, detail->data, detail->size);
@@ -255,7 +255,7 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *pref
         const plan_event *first = &pl->events[pl->order[run->first]];
         msgpack_pack_array(pk, 3);
         pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
-        pack_event_of(pk, first, p);
+        pack_event_of(pk, first);
         if (run->n == 1)
             msgpack_pack_nil(pk);
         else if (pack_rest(pk, detail, pl, run, p) < 0)
@@ -264,42 +264,19 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *pref
     return 0;
 }
 
-/* ---- the ids of the runs form, by dedup set --------------------------------- */
+/* ---- the ids of the runs form, by place ------------------------------------ */
 
 typedef struct id_ref {
-    uint64_t bucket, h;
+    uint64_t h;
     uint32_t run; /* 1-based */
 } id_ref;
 
-static int by_bucket(const void *a, const void *b) {
-    const id_ref *x = a, *y = b;
-    return (x->bucket > y->bucket) - (x->bucket < y->bucket);
+static int by_place(const void *a, const void *b) {
+    uint64_t x = id_place(((const id_ref *)a)->h), y = id_place(((const id_ref *)b)->h);
+    return (x > y) - (x < y);
 }
 
-/* [[bucket, [id...]]...] and, in the same shape, [[run...]...]. */
-static void pack_groups(msgpack_packer *ids, msgpack_packer *owners, const id_ref *refs,
-                        size_t n) {
-    size_t groups = 0;
-    for (size_t i = 0; i < n; i++)
-        groups += i == 0 || refs[i].bucket != refs[i - 1].bucket;
-    msgpack_pack_array(ids, groups);
-    msgpack_pack_array(owners, groups);
-    for (size_t i = 0, j; i < n; i = j) {
-        for (j = i; j < n && refs[j].bucket == refs[i].bucket; j++)
-            ;
-        msgpack_pack_array(ids, 2);
-        msgpack_pack_uint64(ids, refs[i].bucket);
-        msgpack_pack_array(ids, j - i);
-        msgpack_pack_array(owners, j - i);
-        for (size_t k = i; k < j; k++) {
-            pack_id(ids, refs[k].h);
-            msgpack_pack_uint32(owners, refs[k].run);
-        }
-    }
-}
-
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
-                  const commit_params *p) {
+int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl) {
     id_ref *refs = malloc((pl->n_events ? pl->n_events : 1) * sizeof *refs);
     if (!refs)
         return -ENOMEM;
@@ -308,11 +285,19 @@ int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
         for (size_t j = 0; j < pl->runs[k].n; j++) {
             const plan_event *pe = &pl->events[pl->order[pl->runs[k].first + j]];
             if (pe->ev->id.len)
-                refs[n++] = (id_ref){.bucket = id_bucket(pe->idh, p->dedup_buckets),
-                                     .h = pe->idh, .run = (uint32_t)k + 1};
+                refs[n++] = (id_ref){.h = pe->idh, .run = (uint32_t)k + 1};
         }
-    qsort(refs, n, sizeof *refs, by_bucket);
-    pack_groups(ids, owners, refs, n);
+    qsort(refs, n, sizeof *refs, by_place);
+    msgpack_pack_array(ids, 2);
+    msgpack_pack_array(ids, n);
+    for (size_t i = 0; i < n; i++)
+        pack_id(ids, refs[i].h);
+    msgpack_pack_array(ids, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint64(ids, id_place(refs[i].h));
+    msgpack_pack_array(owners, n);
+    for (size_t i = 0; i < n; i++)
+        msgpack_pack_uint32(owners, refs[i].run);
     free(refs);
     return 0;
 }

@@ -27,10 +27,10 @@ void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
 int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *prefix,
                    const batch *b, const plan *pl, const commit_params *p);
 
-/* ARGV[3] (into ids) and ARGV[4] (into owners) of nousu_commit_runs.
+/* ARGV[3] (into ids: [[id...], [place...]], sorted by place) and ARGV[4]
+ * (into owners: [run...], the run of each id) of nousu_commit_runs.
  * Returns 0 or -ENOMEM. */
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
-                  const commit_params *p);
+int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl);
 
 void wire_pack_str(msgpack_packer *pk, const char *s, size_t len);
 

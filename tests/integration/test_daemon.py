@@ -6,6 +6,8 @@ import subprocess
 import time
 import unittest
 
+import msgpack
+
 from harness import NOUSUD, Case, RedisServer, counts_in_redis, ev, now_ms, pack, wait_for
 
 HOUR = 3600 * 1000
@@ -236,6 +238,31 @@ class Overlap(Case):
         self.assertEqual((st["commits"], st["frames"], st["pending_events"]), (2, 2, 0))
         self.assertEqual(counts_in_redis(self.r, "ov:a")[1], 3)
         self.assertEqual(counts_in_redis(self.r, "ov:b")[3:5], [1, 1])
+
+
+class DedupSizing(Case):
+    """dedup_set_ids 0 (the default): ids per dedup set are 3/4 of Redis's
+    set-max-intset-entries, read when the daemon connects."""
+
+    def id_gens(self, prefix):
+        return [msgpack.unpackb(self.r.get(k))
+                for k in self.r.scan_iter(prefix + "ids:*") if k.count(b":") == 2]
+
+    def send_ids(self, d, creator):
+        t = now_ms() - 1000
+        d.push().send(pack([ev(creator, "like", t, id="%s-%d" % (creator, i))
+                            for i in range(200)]))
+        d.wait_accepted(200)
+
+    def test_sets_sized_from_the_redis_intset_limit(self):
+        # 512 (Redis's default): 384 ids a set; 200 ids fit dedup_buckets (16)
+        self.send_ids(self.d, "ds:a")
+        self.assertEqual(self.id_gens("nousu:"), [[[16, 200]]])
+        # 8: 6 ids a set; 200 ids want 34 sets, so 64
+        self.r.config_set("set-max-intset-entries", 8)
+        small = self.start_daemon("small", extra=["--key_prefix=small:"])
+        self.send_ids(small, "ds:b")
+        self.assertEqual(self.id_gens("small:"), [[[64, 200]]])
 
 
 class Lifecycle(Case):

@@ -2,6 +2,7 @@
 called directly: commit retries, window sums against hand calculations,
 alert cooldowns and seq, leaderboard staleness."""
 import os
+import random
 import shutil
 import tempfile
 import unittest
@@ -39,19 +40,19 @@ class Function(unittest.TestCase):
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def cfg(self):
+    def cfg(self, dedup_buckets=16, set_ids=384):
         det = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
         return ["nousu:", self.wall, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600, WEIGHTS,
-                det, 256]
+                det, dedup_buckets, set_ids]
 
-    def commit(self, units, commit_id=None):
-        args = [pk([self.cfg(), units])] + ([commit_id] if commit_id else [])
+    def commit(self, units, commit_id=None, cfg=None):
+        args = [pk([cfg or self.cfg(), units])] + ([commit_id] if commit_id else [])
         out = up(self.r.execute_command("FCALL", "nousu_commit", 0, *args))
         return out[0], {c[0].decode(): c for c in out[1]}
 
     @staticmethod
     def ev(i, creator, t, ts, n=1, idh=None, actor=None, fol=None, niche=None):
-        # ids travel as the decimal of a 64-bit hash with the daemon's bucket
+        # ids travel as the decimal of a 64-bit hash, with its place (top 16 bits)
         return [i, creator, t, ts, n, idh, actor, None, fol, niche, 0]
 
     def test_retried_commit_is_not_applied_twice(self):
@@ -121,12 +122,56 @@ class Function(unittest.TestCase):
         again = [self.ev(i, "y", LIKE, t, idh=e[5]) for i, e in enumerate(evs)]
         out, _ = self.commit([[None, 400, [], again]])
         self.assertEqual(out[0][1:3], [0, 400])
-        keys = list(self.r.scan_iter("nousu:ids:*"))
-        self.assertEqual(len(keys), 1)  # one 30 s slice, bucket 0
+        keys = list(self.r.scan_iter("nousu:ids:*:*:*"))
+        self.assertEqual(len(keys), 1)  # one 30 s slice, one generation, place 0
         self.assertEqual(self.r.object("encoding", keys[0]), b"intset")
         self.assertEqual(self.r.scard(keys[0]), 400)
         ttl = self.r.ttl(keys[0])
         self.assertTrue(120 < ttl <= 180, ttl)
+
+    def id_ev(self, i, h, ts):
+        """An event with the id of 64-bit hash h, as the daemon sends it."""
+        signed = str(h - (1 << 64) if h >= 1 << 63 else h)
+        return [i, "g", LIKE, ts, 1, signed, None, None, None, None, h >> 48]
+
+    def dedup_commit(self, hashes, wall):
+        self.wall = wall
+        evs = [self.id_ev(i, h, wall - 1000) for i, h in enumerate(hashes)]
+        out, _ = self.commit([[None, len(evs), [], evs]], cfg=self.cfg(2, 10))
+        return out[0][1:3]  # ok, dup
+
+    def slice_gens(self, wall):
+        return up(self.r.get("nousu:ids:%d" % (wall // 30000)))
+
+    def test_dedup_sets_sized_per_slice_and_generation(self):
+        rng = random.Random(5)
+        hashes = [rng.getrandbits(64) for _ in range(30)]
+        w0 = (self.wall // 30000) * 30000 + 1000  # early in a slice
+        # dedup_buckets 2, 10 ids a set: 15 ids fit 2 sets
+        self.assertEqual(self.dedup_commit(hashes[:15], w0), [15, 0])
+        self.assertEqual(self.slice_gens(w0), [[2, 15]])
+        # 10 more overflow them: a generation 8 times larger
+        self.assertEqual(self.dedup_commit(hashes[15:25], w0 + 1000), [10, 0])
+        self.assertEqual(self.slice_gens(w0), [[2, 15], [16, 10]])
+        # the next slice starts from the count of this one: 25 ids, 4 sets
+        w1 = w0 + 30000
+        self.assertEqual(self.dedup_commit(hashes[25:], w1), [5, 0])
+        self.assertEqual(self.slice_gens(w1), [[4, 5]])
+        # every id is in the set its place picks, in its generation
+        for slice_wall, gens, part in ((w0, [[2, 15], [16, 10]], [hashes[:15], hashes[15:25]]),
+                                       (w1, [[4, 5]], [hashes[25:]])):
+            for g, ((B, n), hs) in enumerate(zip(gens, part), start=1):
+                for h in hs:
+                    key = "nousu:ids:%d:%d:%d" % (slice_wall // 30000, g, (h >> 48) * B // 65536)
+                    signed = h - (1 << 64) if h >= 1 << 63 else h
+                    self.assertTrue(self.r.sismember(key, signed), (key, h))
+        sets = list(self.r.scan_iter("nousu:ids:*:*:*"))
+        self.assertEqual(sum(self.r.scard(k) for k in sets), 30)
+        self.assertTrue(all(self.r.object("encoding", k) == b"intset" for k in sets))
+        # all 30 known across both slices and all generations, within the horizon
+        self.assertEqual(self.dedup_commit(hashes, w1 + 1000), [0, 30])
+        # past the horizon (120 s) the first slice is no longer asked
+        self.assertEqual(self.dedup_commit(hashes, w0 + 150000), [25, 5])
 
     def alert(self, creator, kind_i, kind, ts):
         a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",

@@ -36,7 +36,10 @@ MICRO_MAX = 10000
 WEIGHTS = [0, 1, 3, 4, 4, 5, 0, 0, 0]
 # det array of nousu.lua (bench/function_microbench.py DET)
 DET = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
-DEDUP_BUCKETS = 8
+# small, so that the scenarios' ids fill several generations of sets per
+# slice (see Dedup in nousu.lua)
+DEDUP_BUCKETS = 2
+DEDUP_SET_IDS = 16
 VIEW, LIKE, COMMENT, SHARE, SAVE, MENTION, FOLLOW, UNFOLLOW, POST = range(9)
 T0 = (1_700_000_000_000 // HOUR) * HOUR  # event time, on an hour
 W0 = T0 + 3 * DAY  # wall clock of the commits (only dedup slices read it)
@@ -85,20 +88,21 @@ def id_str(h):
     return str(h - (1 << 64) if h >= 1 << 63 else h)
 
 
-def id_bucket(h):
-    return h % DEDUP_BUCKETS
+def id_place(h):
+    """id_place: the top 16 bits of the hash."""
+    return h >> 48
 
 
 def wire_event(e, i, unit1=0):
     """pack_event: [i, creator, type, ts, n, id, actor, sponsored, followers,
-    niche, id bucket(, unit)]; the creator is nil inside a run."""
+    niche, id place(, unit)]; the creator is nil inside a run."""
     a = [i, None if unit1 else e.creator, e.t, e.ts, e.n,
          id_str(e.idh) if e.idh is not None else None,
          e.actor if e.actor else None,
          1 if e.sponsored == 1 else None,
          e.fol if e.fol is not None and e.fol >= 0 else None,
          e.niche if e.niche else None,
-         id_bucket(e.idh) if e.idh is not None else 0]
+         id_place(e.idh) if e.idh is not None else 0]
     if unit1:
         a.append(unit1)
     return a
@@ -188,20 +192,14 @@ def runs_form(cfg, units):
     for run in runs:
         ui, i, e = run[0]
         wruns.append([e.creator, wire_event(e, i, ui + 1), wire_rest(run) if len(run) > 1 else None])
-    refs = []  # (bucket, hash, run 1-based)
+    refs = []  # (hash, run 1-based)
     for k, run in enumerate(runs):
         for _, _, e in run:
             if e.idh is not None:
-                refs.append((id_bucket(e.idh), e.idh, k + 1))
-    refs.sort(key=lambda r: r[0])  # grouped by bucket (the order inside is free)
-    groups, owners = [], []
-    for b, h, k in refs:
-        if not groups or groups[-1][0] != b:
-            groups.append([b, []])
-            owners.append([])
-        groups[-1][1].append(id_str(h))
-        owners[-1].append(k)
-    return pk([cfg, wunits, wruns]), pk(groups), pk(owners), runs
+                refs.append((e.idh, k + 1))
+    refs.sort(key=lambda r: id_place(r[0]))  # by place (the order inside one is free)
+    ids = [[id_str(h) for h, _ in refs], [id_place(h) for h, _ in refs]]
+    return pk([cfg, wunits, wruns]), pk(ids), pk([k for _, k in refs]), runs
 
 
 # ---- comparisons ----------------------------------------------------------------
@@ -293,7 +291,7 @@ class Runs(unittest.TestCase):
     @staticmethod
     def cfg(prefix, wall):
         return [prefix, wall, BUCKET_MS, RECENT, HIST, LATENESS, HORIZON, 86400, MICRO_MAX,
-                30 * 86400, WEIGHTS, DET, DEDUP_BUCKETS]
+                30 * 86400, WEIGHTS, DET, DEDUP_BUCKETS, DEDUP_SET_IDS]
 
     def new_id(self, rng):
         while True:
@@ -356,7 +354,8 @@ class Runs(unittest.TestCase):
             w["u"][c] = {int(k.rsplit(b":", 1)[1]): r.pfcount(k)
                          for k in r.scan_iter(match=base + ":u:*", count=1000)}
         n = len(prefix)
-        w["ids"] = {k[n:]: sorted(r.smembers(k))
+        # the dedup: each slice's generations, and every set
+        w["ids"] = {k[n:]: up(r.get(k)) if k.count(b":") == 2 else sorted(r.smembers(k))
                     for k in r.scan_iter(match=prefix + "ids:*", count=1000)}
         w["req"] = {k[n:]: up(r.get(k)) for k in r.scan_iter(match=prefix + "req:*", count=1000)}
         w["commit"] = {k[n:]: normal_reply(r.get(k))
@@ -627,7 +626,10 @@ class Runs(unittest.TestCase):
                                     fol=rng.randrange(1000, 9000) if rng.random() < 0.02 else None))
                 units.append(Unit("s3-%d-%d" % (ci, ui) if ui != 1 else None, items))
             self.commit(units, wall)
-        self.assert_worlds_equal()
+        w = self.assert_worlds_equal()
+        # both forms filled several generations of sets in a slice
+        slices = [gens for k, gens in w["ids"].items() if k.count(b":") == 1]
+        self.assertGreater(max(len(gens) for gens in slices), 1)
         self.report("ids")
         st = self.stats
         self.assertGreaterEqual(st["events"], 3500)

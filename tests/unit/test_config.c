@@ -151,7 +151,8 @@ static void test_defaults(void **state) {
     assert_int_equal(c.baseline_s, 604800);
     assert_int_equal(c.min_history_s, 259200);
     assert_int_equal(c.dedup_horizon_s, 120);
-    assert_int_equal(c.dedup_buckets, 256);
+    assert_int_equal(c.dedup_buckets, 16);
+    assert_int_equal(c.dedup_set_ids, 0);
     assert_int_equal(c.request_ttl_s, 86400);
     assert_int_equal(c.tier_micro_min, 1000);
     assert_int_equal(c.tier_micro_max, 10000);
