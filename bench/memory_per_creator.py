@@ -32,6 +32,7 @@ def main():
         run(case, creators, per_hour)
     finally:
         case.tearDown()
+        case.doCleanups()
 
 
 def run(case, creators, per_hour):

@@ -72,16 +72,20 @@ class RedisServer:
         if appendfsync:
             args += ["--appendfsync", appendfsync]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.client = redis.Redis(host="127.0.0.1", port=self.port)
-        wait_for(lambda: self.proc.poll() is not None or self._ping(), what="redis-server")
-        # The server that answers is this one, not another process that took
-        # the port (a restart on the same port can lose that race).
-        assert self.proc.poll() is None, "redis-server exited (port %d taken?)" % self.port
-        assert self.client.info("server")["process_id"] == self.proc.pid, \
-            "another process answers on port %d" % self.port
-        # Refuse a dirty database: the tests own it entirely.
-        if expect_empty:
-            assert self.client.dbsize() == 0, "redis db not empty"
+        try:
+            self.client = redis.Redis(host="127.0.0.1", port=self.port)
+            wait_for(lambda: self.proc.poll() is not None or self._ping(), what="redis-server")
+            # The server that answers is this one, not another process that
+            # took the port (a restart on the same port can lose that race).
+            assert self.proc.poll() is None, "redis-server exited (port %d taken?)" % self.port
+            assert self.client.info("server")["process_id"] == self.proc.pid, \
+                "another process answers on port %d" % self.port
+            # Refuse a dirty database: the tests own it entirely.
+            if expect_empty:
+                assert self.client.dbsize() == 0, "redis db not empty"
+        except BaseException:
+            stop_pid(self.proc, signal.SIGKILL)
+            raise
 
     def _ping(self):
         try:
@@ -112,8 +116,12 @@ class Daemon:
         self.ctx = zmq.Context.instance()
         self.sockets = []
         ready = ready or Daemon.try_ping
-        wait_for(lambda: self.proc.poll() is not None or ready(self), what="nousud ready")
-        assert self.proc.poll() is None, "nousud exited: " + self.read_log()
+        try:
+            wait_for(lambda: self.proc.poll() is not None or ready(self), what="nousud ready")
+            assert self.proc.poll() is None, "nousud exited: " + self.read_log()
+        except BaseException:
+            stop_pid(self.proc, signal.SIGKILL)
+            raise
 
     def read_log(self):
         if not self.log.closed:
@@ -200,6 +208,8 @@ class Case(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-it-")
         self.redis = RedisServer(self.dir, **self.redis_opts)
+        # unittest skips tearDown when setUp fails; cleanups always run
+        self.addCleanup(stop_pid, self.redis.proc)
         self.r = self.redis.client
         self.daemons = []
         self.d = self.start_daemon()
@@ -207,6 +217,7 @@ class Case(unittest.TestCase):
     def start_daemon(self, name="d", extra=None, **kw):
         d = Daemon(self.dir, self.redis.port, name,
                    extra=self.daemon_args if extra is None else extra, **kw)
+        self.addCleanup(stop_pid, d.proc, signal.SIGKILL)  # no-op after tearDown
         self.daemons.append(d)
         return d
 

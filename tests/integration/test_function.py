@@ -9,7 +9,7 @@ import unittest
 
 import msgpack
 
-from harness import RedisServer, counts_in_redis, creator_state, now_ms
+from harness import RedisServer, counts_in_redis, creator_state, now_ms, stop_pid
 
 LUA = os.path.join(os.path.dirname(__file__), "../../daemon/nousu.lua")
 HOUR = 3600 * 1000
@@ -31,6 +31,7 @@ class Function(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-fn-")
         self.redis = RedisServer(self.dir)
+        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
         self.r = self.redis.client
         with open(LUA, "rb") as f:
             self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())

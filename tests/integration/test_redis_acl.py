@@ -9,7 +9,7 @@ import tempfile
 import unittest
 
 import world
-from harness import NOUSUD, Daemon, RedisServer, now_ms, pack, wait_for
+from harness import NOUSUD, Daemon, RedisServer, now_ms, pack, stop_pid, wait_for
 from test_e2e import kinds_by_creator, play, stream_alerts
 
 DOCS = os.path.join(os.path.dirname(__file__), "../../docs/security.md")
@@ -30,6 +30,7 @@ class RedisAcl(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-acl-")
         self.redis = RedisServer(self.dir)
+        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
         rules = [r.replace("<password>", PASSWORD) for r in documented_acl()]
         self.redis.client.execute_command("ACL", "SETUSER", "nousud", *rules)
         # the default user no longer lets anyone in without a password

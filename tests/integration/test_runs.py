@@ -21,7 +21,7 @@ import unittest
 
 import msgpack
 
-from harness import RedisServer
+from harness import RedisServer, stop_pid
 
 LUA = os.environ.get("NOUSU_LUA") or os.path.join(os.path.dirname(__file__),
                                                   "../../daemon/nousu.lua")
@@ -275,6 +275,7 @@ class Runs(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-runs-")
         self.redis = RedisServer(self.dir)
+        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
         self.r = self.redis.client
         with open(LUA, "rb") as f:
             self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())

@@ -9,7 +9,7 @@ import msgpack
 import zmq
 
 import world
-from harness import NOUSUD, Case, RedisServer, ev, free_port, now_ms, pack, tool, wait_for
+from harness import NOUSUD, Case, RedisServer, ev, free_port, now_ms, pack, stop_pid, tool, wait_for
 from test_ops import metric, scrape
 from test_e2e import stream_alerts
 
@@ -18,6 +18,7 @@ class Curve(Case):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="nousu-it-")
         self.redis = RedisServer(self.dir)
+        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
         self.r = self.redis.client
         self.daemons = []
         self.server_pub, server_sec = zmq.curve_keypair()
