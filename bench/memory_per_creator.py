@@ -79,10 +79,11 @@ def run(case, creators, per_hour):
     print("  %-22s %3d keys %7d bytes" % ("total", sum(counts.values()), sum(kinds.values())))
     ids = id_bytes = 0
     for key in r.scan_iter(match="nousu:ids:*", count=1000):
-        ids += r.scard(key)
+        if r.type(key) == b"set":  # not a slice's list of generations
+            ids += r.scard(key)
         id_bytes += r.memory_usage(key, samples=0)
     if ids:
-        print("dedup: %d ids held in %d bytes of sets = %.1f bytes per remembered id"
+        print("dedup: %d ids held in %d bytes of keys = %.1f bytes per remembered id"
               % (ids, id_bytes, id_bytes / ids))
     # what the id sets hold expires after the horizon: delete them now to
     # read the windows' own memory
