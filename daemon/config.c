@@ -168,7 +168,7 @@ static const setting settings[] = {
     CFG_INT(dedup_horizon_s, G_WINDOWS, 120, 1, 604800, RELOAD,
             "how long event ids are remembered for dedup, wall-clock seconds"),
     CFG_INT(dedup_buckets, G_WINDOWS, 16, 1, 65536, RELOAD,
-            "at least this many Redis sets hold a 30 s slice's remembered ids (a slice "
+            "at least this many Redis sets hold a 60 s slice's remembered ids (a slice "
             "sizes itself from the one before, and grows in a surge)"),
     CFG_INT(dedup_set_ids, G_WINDOWS, 0, 0, 1000000, RELOAD,
             "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "

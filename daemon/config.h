@@ -54,7 +54,7 @@ typedef struct config {
     int64_t baseline_s; /* 604,800 */
     int64_t min_history_s; /* 259,200: "seen for at least 3 days" */
     int64_t dedup_horizon_s;  /* 120 (wall clock) */
-    int64_t dedup_buckets;    /* 16: id sets per 30 s slice, at least */
+    int64_t dedup_buckets;    /* 16: id sets per 60 s slice, at least */
     int64_t dedup_set_ids;    /* 0 (auto): ids per set aimed at (intsets) */
     int64_t request_ttl_s;    /* 86,400 */
 

@@ -13,9 +13,9 @@
 --   P{c}:b        hash   h -> one recent bucket, a msgpack array (BUCKET)
 --   P{c}:u:<h>    hll    unique actors of bucket h
 --   P{c}:e        hash   h -> E for the baseline buckets
---   P:ids:<slice>:<b> set  event ids remembered for dedup (64-bit hashes as
---                        decimals: an intset), by 30 s slice of wall clock and
---                        bucket b picked by the daemon from the hash
+--   P:ids:<slice>  string the generations of a slice's id sets (see Dedup)
+--   P:ids:<slice>:<g>:<b> set  event ids remembered for dedup (64-bit hashes
+--                        as decimals: an intset), by 60 s slice of wall clock
 --   P:req:<rid>   string the ack given for request rid
 --   P:commit:<id> string reply of a recent commit, for its retries (10 min)
 --   P:seq         string alert sequence counter
@@ -535,8 +535,12 @@ end
 ----------------------------------------------------------------------------
 -- Event-id dedup. An id is remembered as its 64-bit hash, a signed decimal
 -- (so that Redis keeps the sets as intsets: 8 bytes an id), for the horizon
--- plus up to two slices, in the set P:ids:<slice>:<gen>:<b>:
---   slice  30 s of wall clock: the ids that expire together;
+-- plus up to one slice, in the set P:ids:<slice>:<gen>:<b>:
+--   slice  60 s of wall clock: the ids that expire together, when the slice
+--          leaves the horizon (by the daemon's clock, as a TTL: Redis's
+--          clock may differ). A commit asks every live slice:
+--          3 for the default 120 s horizon. Longer slices would mean fewer
+--          calls and more ids held; shorter ones the reverse;
 --   gen    a slice's sets come in generations, each with its own number of
 --          sets B (a power of 2), chosen so that a set holds about
 --          cfg.set_ids ids: under Redis's set-max-intset-entries (512 by
@@ -551,7 +555,8 @@ end
 -- commit asks each set its ids fall into once (SMISMEMBER) and adds to each
 -- set of the current generation once (SADD).
 
-local DEDUP_SLICE_MS = 30000
+local DEDUP_SLICE_MS = 60000
+local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
 local PLACES = 65536
 local GEN_GROWTH = 8
 
@@ -566,7 +571,8 @@ local function dedup_new(cfg)
   local self = setmetatable({ cfg = cfg, known = {}, fresh = {}, skip = {}, gens = {} }, Dedup)
   self.cur = floordiv(cfg.wall, DEDUP_SLICE_MS)
   self.oldest = floordiv(cfg.wall - cfg.horizon_ms, DEDUP_SLICE_MS)
-  self.ttl = S(math.ceil((cfg.horizon_ms + 2 * DEDUP_SLICE_MS) / 1000))
+  -- the current slice is asked until its end leaves the horizon
+  self.ttl_ms = S((self.cur + 1) * DEDUP_SLICE_MS + cfg.horizon_ms + DEDUP_SKEW_MS - cfg.wall)
   return self
 end
 
@@ -646,10 +652,10 @@ function Dedup:remember(ids, places)
     for k = i, j, 1000 do
       redis.call('SADD', base .. b, unpack(ids, k, math.min(k + 999, j)))
     end
-    redis.call('EXPIRE', base .. b, self.ttl)
+    redis.call('PEXPIRE', base .. b, self.ttl_ms)
   end)
   redis.call('SET', self:slice_key(self.cur), cmsgpack.pack(self:slice_gens(self.cur)),
-             'EX', self.ttl)
+             'PX', self.ttl_ms)
 end
 
 -- { id, place } pairs in place order, as two lists.

@@ -127,8 +127,10 @@ class Function(unittest.TestCase):
         self.assertEqual(len(keys), 1)  # one 30 s slice, one generation, place 0
         self.assertEqual(self.r.object("encoding", keys[0]), b"intset")
         self.assertEqual(self.r.scard(keys[0]), 400)
-        ttl = self.r.ttl(keys[0])
-        self.assertTrue(120 < ttl <= 180, ttl)
+        # kept until the slice's end leaves the horizon (120 s), plus 5 s
+        ttl = ((self.wall // 60000) + 1) * 60000 + 120000 + 5000 - self.wall
+        for key in keys + ["nousu:ids:%d" % (self.wall // 60000)]:
+            self.assertTrue(ttl - 5000 < self.r.pttl(key) <= ttl, (key, self.r.pttl(key), ttl))
 
     def id_ev(self, i, h, ts):
         """An event with the id of 64-bit hash h, as the daemon sends it."""
@@ -142,12 +144,12 @@ class Function(unittest.TestCase):
         return out[0][1:3]  # ok, dup
 
     def slice_gens(self, wall):
-        return up(self.r.get("nousu:ids:%d" % (wall // 30000)))
+        return up(self.r.get("nousu:ids:%d" % (wall // 60000)))
 
     def test_dedup_sets_sized_per_slice_and_generation(self):
         rng = random.Random(5)
         hashes = [rng.getrandbits(64) for _ in range(30)]
-        w0 = (self.wall // 30000) * 30000 + 1000  # early in a slice
+        w0 = (self.wall // 60000) * 60000 + 1000  # early in a 60 s slice
         # dedup_buckets 2, 10 ids a set: 15 ids fit 2 sets
         self.assertEqual(self.dedup_commit(hashes[:15], w0), [15, 0])
         self.assertEqual(self.slice_gens(w0), [[2, 15]])
@@ -155,7 +157,7 @@ class Function(unittest.TestCase):
         self.assertEqual(self.dedup_commit(hashes[15:25], w0 + 1000), [10, 0])
         self.assertEqual(self.slice_gens(w0), [[2, 15], [16, 10]])
         # the next slice starts from the count of this one: 25 ids, 4 sets
-        w1 = w0 + 30000
+        w1 = w0 + 60000
         self.assertEqual(self.dedup_commit(hashes[25:], w1), [5, 0])
         self.assertEqual(self.slice_gens(w1), [[4, 5]])
         # every id is in the set its place picks, in its generation
@@ -163,7 +165,7 @@ class Function(unittest.TestCase):
                                        (w1, [[4, 5]], [hashes[25:]])):
             for g, ((B, n), hs) in enumerate(zip(gens, part), start=1):
                 for h in hs:
-                    key = "nousu:ids:%d:%d:%d" % (slice_wall // 30000, g, (h >> 48) * B // 65536)
+                    key = "nousu:ids:%d:%d:%d" % (slice_wall // 60000, g, (h >> 48) * B // 65536)
                     signed = h - (1 << 64) if h >= 1 << 63 else h
                     self.assertTrue(self.r.sismember(key, signed), (key, h))
         sets = list(self.r.scan_iter("nousu:ids:*:*:*"))
@@ -171,8 +173,9 @@ class Function(unittest.TestCase):
         self.assertTrue(all(self.r.object("encoding", k) == b"intset" for k in sets))
         # all 30 known across both slices and all generations, within the horizon
         self.assertEqual(self.dedup_commit(hashes, w1 + 1000), [0, 30])
-        # past the horizon (120 s) the first slice is no longer asked
-        self.assertEqual(self.dedup_commit(hashes, w0 + 150000), [25, 5])
+        # once the first slice's end is 120 s old it is no longer asked
+        self.assertEqual(self.dedup_commit(hashes, w0 + 59000 + 120000 - 1), [0, 30])
+        self.assertEqual(self.dedup_commit(hashes, w0 + 59000 + 120000), [25, 5])
 
     def alert(self, creator, kind_i, kind, ts):
         a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",
