@@ -33,6 +33,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "reload.h"
 #include "stats.h"
 #include "store.h"
 #include "window.h"
@@ -508,49 +509,14 @@ static void reload(loop *l) {
     notify_ready();
 }
 
-/* The keys whose values differ between two configurations, for the log. */
-static void changed_keys(const config *a, const config *b, char *out, size_t cap) {
-    char *da = NULL, *db = NULL;
-    size_t la = 0, lb = 0;
-    FILE *fa = open_memstream(&da, &la), *fb = open_memstream(&db, &lb);
-    out[0] = '\0';
-    if (fa && fb) {
-        config_dump(fa, a);
-        config_dump(fb, b);
-    }
-    if (fa)
-        fclose(fa);
-    if (fb)
-        fclose(fb);
-    char *sa = NULL, *sb = NULL;
-    for (char *x = da ? strtok_r(da, "\n", &sa) : NULL, *y = db ? strtok_r(db, "\n", &sb) : NULL;
-         x && y; x = strtok_r(NULL, "\n", &sa), y = strtok_r(NULL, "\n", &sb)) {
-        if (strcmp(x, y) == 0 || x[0] == '#')
-            continue;
-        size_t klen = strcspn(y, " =");
-        size_t used = strlen(out);
-        snprintf(out + used, cap - used, "%s%.*s", used ? ", " : "", (int)klen, y);
-    }
-    free(da);
-    free(db);
-}
-
 static void reload_config(loop *l) {
     config next;
-    config_action act;
-    char *path = NULL, err[512];
-    int rc = config_init(&next);
-    if (rc == 0)
-        rc = config_parse_args(&next, l->argc, l->argv, &act, &path, err, sizeof err);
-    if (rc == 0 && !config_reloadable(&l->cfg, &next, err, sizeof err))
-        rc = -EINVAL;
-    if (rc < 0) {
+    char err[512], changed[512];
+    if (reload_read(&l->cfg, l->argc, l->argv, &next, err, sizeof err, changed,
+                    sizeof changed) < 0) {
         log_error("reload: %s; keeping the running configuration", err);
-        config_free(&next);
         return;
     }
-    char changed[512];
-    changed_keys(&l->cfg, &next, changed, sizeof changed);
     config_free(&l->cfg);
     l->cfg = next;
     derive(l);
