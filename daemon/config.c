@@ -144,7 +144,7 @@ static const setting settings[] = {
     CFG_INT(sndhwm, G_INPUT, 10000, 1, 100000000, RESTART,
             "ZMQ_SNDHWM of the alerts PUB socket, messages"),
     CFG_INT(iteration_max_events, G_INPUT, 20000, 1, 10000000, RELOAD,
-            "most events taken in one loop iteration (one Redis commit)"),
+            "most events in one batch (one Redis commit); one batch fills while another commits"),
     CFG_INT(lateness_s, G_INPUT, 86400, 0, 31536000, RELOAD,
             "events older than this behind their creator's newest event are too_old, seconds"),
     CFG_INT(future_s, G_INPUT, 300, 0, 31536000, RELOAD,
