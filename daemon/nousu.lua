@@ -687,7 +687,7 @@ end
 --   the same on every retry of that batch)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
 --            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det,
---            dedup_buckets, dedup_set_ids]
+--            dedup_buckets, dedup_set_ids, verify_hints]
 --   unit  = [rid or nil, total, pre_errors [[i, reason]...], events]
 --   event = [i, creator, type, ts, n, id (hash, decimal), actor, sponsored,
 --            followers, niche, id place (see Dedup)]
@@ -704,7 +704,7 @@ local function parse_cfg(a)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
            lateness_ms = a[6], horizon_ms = a[7], request_ttl = S(a[8]), micro_max = a[9],
            ttl_s = a[10], ttl_str = S(a[10]), weight = a[11], det = a[12],
-           dedup_buckets = a[13], set_ids = a[14] }
+           dedup_buckets = a[13], set_ids = a[14], verify_hints = a[15] }
 end
 
 local function make_ack(unit, ok, dup, too_old)
@@ -760,8 +760,10 @@ local function prepare(cfg, units, dedup)
   return replay
 end
 
-local function finish(cfg, order)
-  local summaries, checkpoints, niches = {}, {}, {}
+-- niches: niche -> newest ts, of hinted runs so far (see take_hint)
+local function finish(cfg, order, niches)
+  local summaries, checkpoints = {}, {}
+  niches = niches or {}
   for _, st in ipairs(order) do
     st:flush(niches)
     if st:interesting() then summaries[#summaries + 1] = st:summary() end
@@ -880,6 +882,57 @@ function Dedup:flush_runs(ids, places)
   self:remember(ids, places)
 end
 
+----------------------------------------------------------------------------
+-- Hints. The daemon computes the state after a run itself when the run is
+-- "hot" (hint.c): all its events in the creator's current bucket, none too
+-- old, no follower count, no rule that may start to hold, the creator its
+-- only run in the commit and on no leaderboard. It sends, as run[4],
+--   hint = { state bytes it started from, state bytes after, actors to
+--            PFADD, their bucket h, true when that bucket is new,
+--            niche after or false, now after }
+-- If the state in Redis is still those bytes, the run is taken as the hint
+-- says: one GET, one SET, the PFADD. Otherwise (another writer came first,
+-- an id of the run was seen before) the run is taken the usual way, which
+-- stays the authority. With cfg.verify_hints every hinted run is taken the
+-- usual way and the result compared with the hint: tests run so.
+
+-- The state in Redis is hint[1] (the caller checked).
+local function take_hint(cfg, c, hint, niches)
+  local key = state_key(cfg.prefix, c)
+  redis.call('SET', key, hint[2], 'EX', cfg.ttl_str)
+  if #hint[3] > 0 then
+    local hk = key .. ':u:' .. hint[4]
+    pfadd(hk, hint[3])
+    if hint[5] then redis.call('EXPIRE', hk, cfg.ttl_str) end
+  end
+  local niche = hint[6]
+  if niche and (niches[niche] or 0) < hint[7] then niches[niche] = hint[7] end
+end
+
+-- The first difference between two decoded values, as a path, or nil.
+local function differ(a, b, path)
+  if type(a) ~= 'table' or type(b) ~= 'table' then
+    if a ~= b then return path .. ' ' .. tostring(a) .. ' vs ' .. tostring(b) end
+    return nil
+  end
+  for k, v in pairs(a) do
+    local d = differ(v, b[k], path .. '.' .. tostring(k))
+    if d then return d end
+  end
+  for k, v in pairs(b) do
+    if a[k] == nil then return path .. '.' .. tostring(k) .. ' missing vs ' .. tostring(v) end
+  end
+  return nil
+end
+
+local function verify_hints(cfg, list)
+  for _, e in ipairs(list) do
+    local raw = redis.call('GET', state_key(cfg.prefix, e[1]))
+    local d = differ(raw and cmsgpack.unpack(raw) or false, cmsgpack.unpack(e[2][2]), 'state')
+    if d then error('nousu: hint for ' .. e[1] .. ' differs: ' .. d) end
+  end
+end
+
 local function commit_runs(keys, args)
   local req = cmsgpack.unpack(args[1])
   local cfg = parse_cfg(req[1])
@@ -895,10 +948,17 @@ local function commit_runs(keys, args)
   local ids, places = idlist[1], idlist[2]
   dedup:prefetch(ids, places)
   local walk = runs_to_walk(dedup, ids, args[4])
-  local tally, creators, order = {}, {}, {}
+  local tally, creators, order, niches, verify = {}, {}, {}, {}, {}
   for u = 1, #units do tally[u] = { dup = 0, too_old = {} } end
   for i, run in ipairs(runs) do
-    take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
+    local hint = not walk[i] and run[4]
+    local fresh = hint and redis.call('GET', state_key(cfg.prefix, run[1])) == hint[1]
+    if fresh and not cfg.verify_hints then
+      take_hint(cfg, run[1], hint, niches)
+    else
+      take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
+      if fresh then verify[#verify + 1] = { run[1], hint } end
+    end
   end
   local out = {}
   for u, unit in ipairs(units) do
@@ -911,7 +971,8 @@ local function commit_runs(keys, args)
     end
     out[u] = { 0, ok, t.dup, t.too_old, ack }
   end
-  local summaries, checkpoints = finish(cfg, order)
+  local summaries, checkpoints = finish(cfg, order, niches)
+  if cfg.verify_hints then verify_hints(cfg, verify) end
   dedup:flush_runs(ids, places)
   local reply = cmsgpack.pack({ out, summaries, checkpoints })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)

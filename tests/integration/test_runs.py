@@ -701,5 +701,107 @@ class Runs(unittest.TestCase):
         self.assertEqual(self.stats["refused"], 2)
 
 
+class Hints(unittest.TestCase):
+    """Runs with a hint (nousu.lua, take_hint): taken as the hint says when the
+    creator's state is still the bytes the hint started from, the usual way
+    otherwise, and in verify mode checked against the usual way. The hints
+    here come from hint_for, a Python port of daemon/hint.c's hot path."""
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="nousu-hints-")
+        self.redis = RedisServer(self.dir)
+        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
+        self.r = self.redis.client
+        with open(LUA, "rb") as f:
+            self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+        self.n = 0
+        self.t = T0 + 10 * MIN
+
+    def tearDown(self):
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def send(self, prefix, evs, hint=None, verify=False):
+        self.n += 1
+        cfg = Runs.cfg(prefix, W0) + [verify]
+        argv1, ids, owners, _ = runs_form(cfg, [Unit(None, evs)])
+        if hint is not None:
+            req = msgpack.unpackb(argv1, raw=True, strict_map_key=False)
+            req[2][0].append(hint)
+            argv1 = pk(req)
+        return self.r.execute_command("FCALL", "nousu_commit_runs", 0, argv1, "h%d" % self.n,
+                                      ids, owners)
+
+    def state(self, prefix):
+        return up(self.r.get(prefix + "{h}"))
+
+    def hint_for(self, prefix, evs, wrong=False):
+        """The hint of one hot run: [old bytes, new bytes, actors, h, new
+        bucket, niche, now]."""
+        old = self.r.get(prefix + "{h}")
+        st = msgpack.unpackb(old, raw=False, strict_map_key=False)
+        new_bucket = "cur" not in st
+        cur = st.get("cur") or [0] * 12 + [-1, 0]
+        actors = []
+        for e in evs:
+            st["now"] = max(st["now"], e.ts)
+            cur[1 + e.t] += e.n
+            st["r"][e.t] += e.n
+            w = WEIGHTS[e.t] * e.n
+            cur[0] += w
+            st["rE"] += w
+            if e.actor and is_interaction(e.t):
+                cur[10] += e.n
+                st["ria"] += e.n
+                actors.append(e.actor)
+            if e.niche and e.ts >= st["nichets"]:
+                st["niche"], st["nichets"] = e.niche, e.ts
+        st["cur"] = cur
+        if wrong:
+            st["rE"] += 1
+        return [old, pk(st), actors, st["H"], new_bucket, st.get("niche") or False, st["now"]]
+
+    def base(self, *prefixes):
+        for p in prefixes:
+            self.send(p, [Ev("h", LIKE, self.t, actor="u0", niche="cats")])
+
+    def later(self):
+        return [Ev("h", LIKE, self.t + 1000, actor="u1"),
+                Ev("h", COMMENT, self.t + 2000, actor="u2", niche="dogs"),
+                Ev("h", VIEW, self.t + 3000, n=5)]
+
+    def test_hint_is_taken_as_is_when_the_state_is_unchanged(self):
+        self.base("a:", "b:", "c:")
+        evs = self.later()
+        self.send("a:", evs)
+        self.send("b:", evs, self.hint_for("b:", evs))
+        self.assertEqual(self.state("b:"), self.state("a:"))
+        self.assertEqual(self.r.pfcount("b:{h}:u:%d" % self.state("a:")[b"H"]), 3)
+        self.assertEqual(self.r.hgetall("b:nichenow"), self.r.hgetall("a:nichenow"))
+        # taken as is: a wrong hint is written, not recomputed
+        self.send("c:", evs, self.hint_for("c:", evs, wrong=True))
+        self.assertEqual(self.state("c:")[b"rE"], self.state("a:")[b"rE"] + 1)
+
+    def test_stale_hint_is_taken_the_usual_way(self):
+        self.base("a:", "b:")
+        evs = self.later()
+        hint = self.hint_for("b:", evs, wrong=True)
+        more = [Ev("h", SAVE, self.t + 500)]
+        self.send("a:", more)
+        self.send("b:", more)  # the state moved on after the hint was made
+        self.send("a:", evs)
+        self.send("b:", evs, hint)
+        self.assertEqual(self.state("b:"), self.state("a:"))
+
+    def test_verify_passes_a_right_hint_and_fails_a_wrong_one(self):
+        self.base("a:", "b:", "c:")
+        evs = self.later()
+        self.send("a:", evs)
+        self.send("b:", evs, self.hint_for("b:", evs), verify=True)
+        self.assertEqual(self.state("b:"), self.state("a:"))
+        with self.assertRaisesRegex(Exception, "hint for h differs: state.rE"):
+            self.send("c:", evs, self.hint_for("c:", evs, wrong=True), verify=True)
+
+
 if __name__ == "__main__":
     unittest.main()
