@@ -95,6 +95,7 @@ typedef struct setting {
 #define G_BOARD "Leaderboard (SPEC 5)"
 
 static const char *const log_levels[] = {"debug", "info", "notice", "warning", "err", NULL};
+static const char *const hint_modes[] = {"off", "on", "verify", NULL};
 
 static int check_endpoint(const char *v, char *why, size_t whylen);
 static int check_hostport(const char *v, char *why, size_t whylen);
@@ -170,6 +171,10 @@ static const setting settings[] = {
     CFG_INT(dedup_buckets, G_WINDOWS, 16, 1, 65536, RELOAD,
             "at least this many Redis sets hold a 60 s slice's remembered ids (a slice "
             "sizes itself from the one before, and grows in a surge)"),
+    CFG_ENUM(commit_hints, G_WINDOWS, "on", hint_modes, RELOAD,
+             "on: the daemon computes the state after a hot run and Redis only checks and "
+             "writes it; off; verify: Redis computes it too and fails the commit on any "
+             "difference (tests)"),
     CFG_INT(dedup_set_ids, G_WINDOWS, 0, 0, 1000000, RELOAD,
             "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "
             "a set stays a compact intset, about 8 bytes an id; 0: 3/4 of that setting "

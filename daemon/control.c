@@ -214,7 +214,7 @@ static void kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
 
 void control_reply_stats(msgpack_sbuffer *out, const stats *st, int64_t now_ms) {
     msgpack_packer pk = start(out);
-    msgpack_pack_map(&pk, 15);
+    msgpack_pack_map(&pk, 17);
     kv_u64(&pk, "events_accepted", st->events_accepted);
     kv_u64(&pk, "events_rejected", st->events_rejected);
     kv_u64(&pk, "events_duplicate", st->events_duplicate);
@@ -226,6 +226,8 @@ void control_reply_stats(msgpack_sbuffer *out, const stats *st, int64_t now_ms) 
     kv_u64(&pk, "bad_envelopes", st->bad_envelopes);
     kv_u64(&pk, "deadletter_shed", st->deadletter_shed);
     kv_u64(&pk, "commits", st->commits);
+    kv_u64(&pk, "hints_sent", st->hints_sent);
+    kv_u64(&pk, "hints_taken", st->hints_taken);
     kv_u64(&pk, "redis_errors", st->redis_errors);
     kv_u64(&pk, "pending_events", st->pending_events);
     p_str(&pk, "rejected");

@@ -112,6 +112,12 @@ static int64_t dedup_set_ids(const loop *l) {
     return max ? (max * 3 + 3) / 4 : DEDUP_SET_IDS_FALLBACK;
 }
 
+static int commit_hints(const config *c) {
+    if (strcmp(c->commit_hints, "off") == 0)
+        return COMMIT_HINTS_OFF;
+    return strcmp(c->commit_hints, "verify") == 0 ? COMMIT_HINTS_VERIFY : COMMIT_HINTS_ON;
+}
+
 static commit_params commit_params_now(const loop *l) {
     const config *c = &l->cfg;
     commit_params p = {
@@ -122,7 +128,7 @@ static commit_params commit_params_now(const loop *l) {
          * with margin for late events and slow replays. */
         .ttl_s = 2 * (c->window_s + c->baseline_s + c->lateness_s) + c->bucket_s,
         .micro_max = c->tier_micro_max, .dedup_buckets = c->dedup_buckets,
-        .dedup_set_ids = dedup_set_ids(l), .det = l->dp,
+        .dedup_set_ids = dedup_set_ids(l), .hints = commit_hints(c), .det = l->dp,
         .cooldown_ms = c->cooldown_s * 1000, .max_checkpoints = MAX_CHECKPOINTS,
     };
     memcpy(p.weight, c->weight, sizeof p.weight);
@@ -373,6 +379,8 @@ static void commit_done(loop *l, int64_t took_us) {
     histogram_observe(&l->stats.redis_seconds, (double)took_us / 1e6);
     histogram_observe(&l->stats.commit_events, (double)l->fly.n_items);
     l->stats.commits++;
+    l->stats.hints_sent += l->fly_res.hints_sent;
+    l->stats.hints_taken += l->fly_res.hints_taken;
     account_results(l);
     reconnect_now(l);
     decide_ctx d = decide_context(l);

@@ -135,6 +135,10 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
     counter(&t, "nousu_curve_refused_total",
             "ZeroMQ handshakes refused: not an allow-listed CURVE key.", st->curve_refused);
     counter(&t, "nousu_commits_total", "Commits (one Redis Function call each).", st->commits);
+    counter(&t, "nousu_hints_sent_total",
+            "Runs whose state the daemon computed and sent with the commit.", st->hints_sent);
+    counter(&t, "nousu_hints_taken_total",
+            "Of those, taken as sent (the state in Redis had not changed).", st->hints_taken);
     counter(&t, "nousu_redis_errors_total", "Failed Redis round trips.", st->redis_errors);
     render_histogram(&t, "nousu_redis_roundtrip_seconds", "Redis round-trip latency.",
                      &st->redis_seconds);

@@ -826,7 +826,8 @@ end
 --   unit = [rid or nil, total, pre_errors, events in runs]
 --   run  = [creator, first event, REST or nil]
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
--- Returns what nousu_commit returns, or the integer 0 without writing
+-- Returns what nousu_commit returns plus a 4th element, the number of hints
+-- taken (verified, in verify mode), or the integer 0 without writing
 -- anything when a request of the commit was committed before: the daemon then
 -- sends the commit as nousu_commit, which answers such requests.
 
@@ -925,12 +926,18 @@ local function differ(a, b, path)
   return nil
 end
 
-local function verify_hints(cfg, list)
+-- A hinted run must end in the same state, and must be one where no rule
+-- could start to hold (a hint taken as is makes no checkpoint).
+local function verify_hints(cfg, list, creators)
   for _, e in ipairs(list) do
+    if creators[e[1]]:interesting() then
+      error('nousu: hint for ' .. e[1] .. ' where a rule was in play')
+    end
     local raw = redis.call('GET', state_key(cfg.prefix, e[1]))
     local d = differ(raw and cmsgpack.unpack(raw) or false, cmsgpack.unpack(e[2][2]), 'state')
     if d then error('nousu: hint for ' .. e[1] .. ' differs: ' .. d) end
   end
+  return #list
 end
 
 local function commit_runs(keys, args)
@@ -948,13 +955,14 @@ local function commit_runs(keys, args)
   local ids, places = idlist[1], idlist[2]
   dedup:prefetch(ids, places)
   local walk = runs_to_walk(dedup, ids, args[4])
-  local tally, creators, order, niches, verify = {}, {}, {}, {}, {}
+  local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
   for u = 1, #units do tally[u] = { dup = 0, too_old = {} } end
   for i, run in ipairs(runs) do
     local hint = not walk[i] and run[4]
     local fresh = hint and redis.call('GET', state_key(cfg.prefix, run[1])) == hint[1]
     if fresh and not cfg.verify_hints then
       take_hint(cfg, run[1], hint, niches)
+      taken = taken + 1
     else
       take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
       if fresh then verify[#verify + 1] = { run[1], hint } end
@@ -972,9 +980,9 @@ local function commit_runs(keys, args)
     out[u] = { 0, ok, t.dup, t.too_old, ack }
   end
   local summaries, checkpoints = finish(cfg, order, niches)
-  if cfg.verify_hints then verify_hints(cfg, verify) end
+  if cfg.verify_hints then taken = verify_hints(cfg, verify, creators) end
   dedup:flush_runs(ids, places)
-  local reply = cmsgpack.pack({ out, summaries, checkpoints })
+  local reply = cmsgpack.pack({ out, summaries, checkpoints, taken })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
   return reply
 end

@@ -36,6 +36,7 @@ typedef struct stats {
     uint64_t alerts[ALERT__COUNT];
     uint64_t alerts_published;
     uint64_t commits;
+    uint64_t hints_sent, hints_taken; /* runs whose state the daemon computed */
     uint64_t redis_errors;
     histogram redis_seconds; /* round-trip latency of commits and posts */
     histogram commit_events; /* events per commit */

@@ -32,7 +32,7 @@ struct store {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
-    msgpack_sbuffer detail, ids, owners;
+    msgpack_sbuffer detail, ids, owners, scratch;
     int64_t intset_max; /* Redis's set-max-intset-entries; 0: unknown */
 };
 
@@ -59,6 +59,7 @@ store *store_new(const store_opts *o) {
     msgpack_sbuffer_init(&s->detail);
     msgpack_sbuffer_init(&s->ids);
     msgpack_sbuffer_init(&s->owners);
+    msgpack_sbuffer_init(&s->scratch);
     return s;
 }
 
@@ -87,6 +88,7 @@ void store_destroy(store **sp) {
     msgpack_sbuffer_destroy(&s->detail);
     msgpack_sbuffer_destroy(&s->ids);
     msgpack_sbuffer_destroy(&s->owners);
+    msgpack_sbuffer_destroy(&s->scratch);
     free(s);
     *sp = NULL;
 }
@@ -431,6 +433,8 @@ static int parse_commit(const char *buf, size_t len, size_t n_units, commit_resu
     rc = parse_summaries(mp_at(&up.data, 1), &ret->creators, &ret->n_creators);
     if (rc == 0)
         rc = parse_summaries(mp_at(&up.data, 2), &ret->checkpoints, &ret->n_checkpoints);
+    if (rc == 0 && mp_len(&up.data) > 3) /* nousu_commit_runs: the hints taken */
+        ret->hints_taken = (uint32_t)mp_int(mp_at(&up.data, 3));
 out:
     msgpack_unpacked_destroy(&up);
     return rc;
@@ -488,21 +492,106 @@ static int commit_events(store *s, const batch *b, const commit_params *p,
     return commit_call(s, 5, argv, lens, b->n_units, ret);
 }
 
-static int commit_runs(store *s, const batch *b, const plan *pl, const commit_params *p,
-                       const char *commit_id, commit_result *ret) {
+static bool same_creator(const plan *pl, size_t a, size_t b) {
+    const strref *x = &pl->events[pl->order[pl->runs[a].first]].ev->creator;
+    const strref *y = &pl->events[pl->order[pl->runs[b].first]].ev->creator;
+    return x->len == y->len && memcmp(x->ptr, y->ptr, x->len) == 0;
+}
+
+/* The runs that may be hot (hint.h): their creator's only run (a creator's
+ * runs are adjacent), no follower count in it. */
+static bool hint_candidate(const plan *pl, size_t k) {
+    if ((k > 0 && same_creator(pl, k - 1, k)) || (k + 1 < pl->n_runs && same_creator(pl, k, k + 1)))
+        return false;
+    const plan_run *run = &pl->runs[k];
+    for (size_t i = 0; i < run->n; i++)
+        if (pl->events[pl->order[run->first + i]].ev->followers >= 0)
+            return false;
+    return true;
+}
+
+/* One MGET of the candidates' states, before the commit: the hints are
+ * computed from them. states[k] points into *ret_reply (free it after). */
+static int read_states(store *s, const plan *pl, wire_state *states, redisReply **ret_reply) {
+    size_t n = 0, bytes = 0;
+    for (size_t k = 0; k < pl->n_runs; k++)
+        if (hint_candidate(pl, k))
+            n++, bytes += pl->events[pl->order[pl->runs[k].first]].ev->creator.len;
+    *ret_reply = NULL;
+    if (n == 0)
+        return 0;
+    size_t plen = strlen(s->prefix);
+    const char **argv = malloc((n + 1) * sizeof *argv);
+    size_t *lens = malloc((n + 1) * sizeof *lens), *runs = malloc(n * sizeof *runs);
+    char *keys = malloc(bytes + n * (plen + 2) + 1);
+    int rc = argv && lens && runs && keys ? 0 : -ENOMEM;
+    if (rc == 0)
+        argv[0] = "MGET", lens[0] = 4;
+    for (size_t k = 0, i = 0, at = 0; rc == 0 && k < pl->n_runs; k++) {
+        if (!hint_candidate(pl, k))
+            continue;
+        const strref *c = &pl->events[pl->order[pl->runs[k].first]].ev->creator;
+        char *key = keys + at;
+        memcpy(key, s->prefix, plen);
+        key[plen] = '{';
+        memcpy(key + plen + 1, c->ptr, c->len);
+        key[plen + 1 + c->len] = '}';
+        argv[i + 1] = key, lens[i + 1] = plen + 2 + c->len, runs[i++] = k;
+        at += plen + 2 + c->len;
+    }
+    redisReply *r = rc == 0 ? command(s, "MGET", (int)n + 1, argv, lens) : NULL;
+    if (rc == 0 && !r)
+        rc = -EIO;
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            states[runs[i]] = (wire_state){r->element[i]->str, r->element[i]->len};
+    *ret_reply = r;
+    free(argv), free(lens), free(runs), free(keys);
+    return rc;
+}
+
+/* ARGV[1], ARGV[3] and ARGV[4] of nousu_commit_runs, into s->sb, s->ids and
+ * s->owners; with hints, after one MGET of the candidates' states. */
+static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit_params *p,
+                          uint32_t *ret_hints) {
     msgpack_packer ids, owners;
     msgpack_sbuffer_clear(&s->sb);
     msgpack_sbuffer_clear(&s->ids);
     msgpack_sbuffer_clear(&s->owners);
     msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
     msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
-    if (wire_pack_runs(&s->pk, &s->detail, s->prefix, b, pl, p) < 0 ||
-        wire_pack_ids(&ids, &owners, pl) < 0)
-        return -ENOMEM;
+    wire_state *states = NULL;
+    redisReply *sr = NULL;
+    int rc = 0;
+    if (p->hints != COMMIT_HINTS_OFF) {
+        states = calloc(pl->n_runs ? pl->n_runs : 1, sizeof *states);
+        rc = states ? read_states(s, pl, states, &sr) : -ENOMEM;
+    }
+    int hints = rc == 0 ? wire_pack_runs(&s->pk, &s->detail, &s->scratch, s->prefix, b, pl,
+                                         states, p)
+                        : 0;
+    if (rc == 0 && (hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0))
+        rc = -ENOMEM;
+    *ret_hints = hints > 0 ? (uint32_t)hints : 0;
+    if (sr)
+        freeReplyObject(sr);
+    free(states);
+    return rc;
+}
+
+static int commit_runs(store *s, const batch *b, const plan *pl, const commit_params *p,
+                       const char *commit_id, commit_result *ret) {
+    uint32_t hints = 0;
+    int rc = pack_runs_form(s, b, pl, p, &hints);
+    if (rc < 0)
+        return rc;
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
                           s->ids.data, s->owners.data};
     size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size};
-    return commit_call(s, 7, argv, lens, b->n_units, ret);
+    rc = commit_call(s, 7, argv, lens, b->n_units, ret);
+    if (rc == 0)
+        ret->hints_sent = hints;
+    return rc;
 }
 
 int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,

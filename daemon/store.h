@@ -33,6 +33,8 @@ typedef struct store_opts {
     size_t deadletter_queue_max; /* entries held while Redis is away */
 } store_opts;
 
+enum { COMMIT_HINTS_OFF, COMMIT_HINTS_ON, COMMIT_HINTS_VERIFY };
+
 /* Everything nousu_commit needs besides the batch. */
 typedef struct commit_params {
     int64_t wall_ms;
@@ -40,6 +42,7 @@ typedef struct commit_params {
     int64_t lateness_ms, horizon_ms, request_ttl_s, ttl_s;
     int64_t micro_max;
     int64_t dedup_buckets, dedup_set_ids;
+    int hints; /* COMMIT_HINTS_*: the daemon computes hot runs' states */
     int64_t weight[EV__COUNT];
     /* the rules' numbers, for the Function to know where a rule may start
      * to hold (see Creator:watch in nousu.lua); detect.c decides */
@@ -78,6 +81,7 @@ typedef struct commit_result {
      * with unique_engagers filled, in event order per creator */
     creator_summary *checkpoints;
     size_t n_checkpoints;
+    uint32_t hints_sent, hints_taken; /* runs the daemon computed; taken as is */
 } commit_result;
 
 /* Frees the arrays; r may be reused. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "hint.h"
 #include "wire.h"
 
 void wire_pack_str(msgpack_packer *pk, const char *s, size_t len) {
@@ -36,7 +37,7 @@ static void pack_watch(msgpack_packer *pk, const commit_params *p) {
 }
 
 static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params *p) {
-    msgpack_pack_array(pk, 14);
+    msgpack_pack_array(pk, 15);
     pack_cstr(pk, prefix);
     msgpack_pack_int64(pk, p->wall_ms);
     msgpack_pack_int64(pk, p->bucket_ms);
@@ -53,6 +54,10 @@ static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params
     pack_watch(pk, p);
     msgpack_pack_int64(pk, p->dedup_buckets);
     msgpack_pack_int64(pk, p->dedup_set_ids);
+    if (p->hints == COMMIT_HINTS_VERIFY)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 static void pack_opt_str(msgpack_packer *pk, const strref *r) {
@@ -233,8 +238,9 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     return 0;
 }
 
-int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *prefix,
-                   const batch *b, const plan *pl, const commit_params *p) {
+int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
+                   const char *prefix, const batch *b, const plan *pl, const wire_state *states,
+                   const commit_params *p) {
     uint32_t *in_runs = calloc(b->n_units ? b->n_units : 1, sizeof *in_runs);
     if (!in_runs)
         return -ENOMEM;
@@ -249,19 +255,28 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *pref
         msgpack_pack_uint32(pk, in_runs[u]);
     }
     free(in_runs);
+    int hints = 0;
     msgpack_pack_array(pk, pl->n_runs);
     for (size_t k = 0; k < pl->n_runs; k++) {
         const plan_run *run = &pl->runs[k];
         const plan_event *first = &pl->events[pl->order[run->first]];
-        msgpack_pack_array(pk, 3);
+        msgpack_pack_array(pk, 4);
         pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
         pack_event_of(pk, first);
         if (run->n == 1)
             msgpack_pack_nil(pk);
         else if (pack_rest(pk, detail, pl, run, p) < 0)
             return -ENOMEM;
+        if (!states || !states[k].ptr)
+            msgpack_pack_nil(pk);
+        else {
+            int rc = hint_pack(pk, scratch, states[k].ptr, states[k].len, pl, run, p);
+            if (rc < 0)
+                return -ENOMEM;
+            hints += rc;
+        }
     }
-    return 0;
+    return hints;
 }
 
 /* ---- the ids of the runs form, by place ------------------------------------ */

@@ -22,10 +22,19 @@
 void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
                       const commit_params *p);
 
-/* ARGV[1] of nousu_commit_runs; detail is scratch space for the per-event
- * part of each run. Returns 0 or -ENOMEM. */
-int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, const char *prefix,
-                   const batch *b, const plan *pl, const commit_params *p);
+/* A creator's state bytes as read from Redis before the commit, for the
+ * hint of its run (hint.h); ptr NULL: none. */
+typedef struct wire_state {
+    const char *ptr;
+    size_t len;
+} wire_state;
+
+/* ARGV[1] of nousu_commit_runs; detail and scratch are scratch space (the
+ * per-event part of a run, a hinted state). states: one per run, or NULL
+ * for no hints. Returns the number of runs hinted, or -ENOMEM. */
+int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
+                   const char *prefix, const batch *b, const plan *pl, const wire_state *states,
+                   const commit_params *p);
 
 /* ARGV[3] (into ids: [[id...], [place...]], sorted by place) and ARGV[4]
  * (into owners: [run...], the run of each id) of nousu_commit_runs.

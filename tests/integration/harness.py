@@ -105,7 +105,8 @@ class Daemon:
         self.dir = workdir
         self.ep = {k: "ipc://%s/%s-%s.sock" % (workdir, name, k)
                    for k in ("ingest", "ingest_ack", "alerts", "control")}
-        args = [NOUSUD, "--redis_port=%d" % redis_port, "--metrics="]
+        # every hinted run is checked against the Function's own computation
+        args = [NOUSUD, "--redis_port=%d" % redis_port, "--metrics=", "--commit_hints=verify"]
         if config_file:
             args += ["-c", config_file]
         args += ["--%s=%s" % (k, v) for k, v in self.ep.items()]

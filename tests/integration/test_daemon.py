@@ -265,6 +265,52 @@ class DedupSizing(Case):
         self.assertEqual(self.id_gens("small:"), [[[64, 200]]])
 
 
+class Hints(Case):
+    """commit_hints: the daemon computes the state after a hot run (all in
+    the creator's current bucket, no rule near) and Redis takes it after
+    checking the state is unchanged. The harness runs every daemon with
+    commit_hints=verify, so Redis also computes each hinted run itself and
+    fails the commit on any difference."""
+
+    def play(self, d, creator):
+        t = now_ms() - 1000
+        p = d.push()
+        p.send(pack([ev(creator, "like", t, actor="u0", followers=3000)]))
+        d.wait_accepted(1)
+        # its second commit: hot
+        p.send(pack([ev(creator, "comment", t, actor="u1", niche="knitting"),
+                     ev(creator, "view", t, n=3)]))
+        d.wait_accepted(3)
+        return d.stats()
+
+    def test_a_hot_run_is_hinted_and_verified(self):
+        st = self.play(self.d, "hh:a")
+        self.assertEqual((st["hints_sent"], st["hints_taken"]), (1, 1))
+        c = self.d.creator("hh:a")
+        self.assertEqual([c["counts"][k] for k in ("like", "comment", "view")], [1, 1, 3])
+        self.assertEqual((c["engagement"], c["unique_engagers"], c["niche"]), (4, 2, "knitting"))
+
+    def test_a_run_that_may_fire_is_not_hinted(self):
+        """A micro creator with history whose next commit makes it rising: the
+        run is the Function's to take, so that its checkpoint (and alert) is
+        made. In verify mode a hint here fails the commit."""
+        t = now_ms() - 1000
+        p = self.d.push()
+        p.send(pack([ev("hh:r", "like", t - 5 * DAY, followers=3000)]))
+        p.send(pack([ev("hh:r", "view", t, followers=3000)]))
+        self.d.wait_accepted(2)
+        p.send(pack([ev("hh:r", "comment", t, actor="fan%d" % i) for i in range(60)]))
+        self.d.wait_accepted(62)
+        st = wait_for(lambda: (lambda s: s["alerts"]["rising"] >= 1 and s)(self.d.stats()),
+                      what="the rising alert")
+        self.assertEqual(st["hints_sent"], 0)
+
+    def test_hints_off(self):
+        off = self.start_daemon("off", extra=["--commit_hints=off", "--key_prefix=off:"])
+        st = self.play(off, "hh:b")
+        self.assertEqual((st["hints_sent"], st["hints_taken"]), (0, 0))
+
+
 class Lifecycle(Case):
     def test_sigterm_commits_and_exits_zero(self):
         t = now_ms() - 1000

@@ -229,8 +229,9 @@ def assert_same(a, b, path="$"):
 
 def normal_reply(raw):
     """A commit reply with its acks decoded, the creators sorted and the
-    checkpoints grouped by creator (in event order within each)."""
-    units, summaries, checkpoints = up(raw)
+    checkpoints grouped by creator (in event order within each); the count
+    of hints taken that nousu_commit_runs adds is left out (none here)."""
+    units, summaries, checkpoints = up(raw)[:3]
     units = [u[:4] + [up(u[4]) if isinstance(u[4], bytes) else u[4]] for u in units]
     return [units, sorted(summaries, key=lambda s: s[0]),
             sorted(checkpoints, key=lambda s: s[0])]  # stable: per-creator order kept

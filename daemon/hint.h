@@ -1,0 +1,28 @@
+/* hint.h -- the state of a creator after a "hot" run, computed by the daemon
+ * so that Redis only checks and writes it (the Hints section of nousu.lua).
+ *
+ * A run is hot when all its events fall in the creator's current bucket,
+ * none can be too old or carries a follower count, no rule of SPEC §5 can
+ * start to hold during it (the same monotonicity argument as run_fits in
+ * nousu.lua), the creator has no other run in the commit and is on no
+ * leaderboard. Anything else is left to the Function: a hint is only ever
+ * an offer, taken when the state in Redis is still the bytes it started
+ * from. Pure: no I/O. */
+#ifndef NOUSU_HINT_H
+#define NOUSU_HINT_H
+
+#include <msgpack.h>
+#include <stddef.h>
+
+#include "plan.h"
+#include "store.h"
+
+/* Pack the hint of run (msgpack [old bytes, new bytes, [actor...], bucket,
+ * new bucket?, niche or false, now]) from the creator's state bytes as read
+ * from Redis, or nil when the run is not hot or the state is not one this
+ * code knows. scratch holds the new state while it is built. Returns 1
+ * (hint), 0 (nil) or -ENOMEM. */
+int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, size_t len,
+              const plan *pl, const plan_run *run, const commit_params *p);
+
+#endif
