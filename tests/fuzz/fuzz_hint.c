@@ -1,0 +1,87 @@
+/* fuzz_hint.c -- libFuzzer target for hint_pack (hint.c), which decodes a
+ * creator's state bytes as read from Redis: any bytes must give a hint or
+ * nil, never a crash or a leak; a hint holds a state that decodes again. The
+ * run is fixed: three events of one creator in bucket 480000 (hour buckets),
+ * so that seeds with H = 480000 reach the hot path. */
+#include <msgpack.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hint.h"
+#include "plan.h"
+
+#define HOUR_MS 3600000LL
+#define TS (480000 * HOUR_MS + 1000)
+
+static void event_at(decode_item *it, int type, int64_t ts, const char *actor) {
+    memset(it, 0, sizeof *it);
+    it->ev.creator = (strref){"fz", 2};
+    it->ev.type = (event_type)type;
+    it->ev.ts = ts;
+    it->ev.n = 1;
+    it->ev.followers = -1;
+    it->ev.sponsored = -1;
+    if (actor)
+        it->ev.actor = (strref){actor, (uint32_t)strlen(actor)};
+    it->ev.raw = (strref){"\x80", 1};
+}
+
+static commit_params params(void) {
+    commit_params p = {
+        .wall_ms = TS, .bucket_ms = HOUR_MS, .recent = 25, .hist = 168,
+        .lateness_ms = 2 * HOUR_MS, .cooldown_ms = 24 * HOUR_MS, .max_checkpoints = 4,
+        .det = {.micro_min = 1000, .micro_max = 10000, .prior_rate = 0.03,
+                .min_history_ms = 72 * HOUR_MS, .rising_min_engagement = 50,
+                .rising_min_velocity = 3, .rising_min_z = 4, .rising_min_rate = 0.03,
+                .suspicious_follower_jump = 0.2, .suspicious_max_velocity = 1.5},
+    };
+    for (int t = 0; t < EV__COUNT; t++)
+        p.weight[t] = t;
+    return p;
+}
+
+/* A hint is [old, new, actors, h, new bucket, niche, now]; new is a map. */
+static void check_hint(const char *buf, size_t len) {
+    msgpack_unpacked up, st;
+    msgpack_unpacked_init(&up);
+    msgpack_unpacked_init(&st);
+    if (msgpack_unpack_next(&up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 7)
+        abort();
+    const msgpack_object *n = &up.data.via.array.ptr[1];
+    if (n->type != MSGPACK_OBJECT_STR ||
+        msgpack_unpack_next(&st, n->via.str.ptr, n->via.str.size, NULL) != MSGPACK_UNPACK_SUCCESS ||
+        st.data.type != MSGPACK_OBJECT_MAP)
+        abort();
+    msgpack_unpacked_destroy(&st);
+    msgpack_unpacked_destroy(&up);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    decode_item items[3];
+    event_at(&items[0], 1, TS, "a");
+    event_at(&items[1], 2, TS + 5, "b");
+    event_at(&items[2], 0, TS + 9, NULL);
+    batch_unit unit = {.source = SOURCE_INGEST, .n_items = 3};
+    batch b = {.items = items, .n_items = 3, .cap_items = 3, .units = &unit, .n_units = 1,
+               .cap_units = 1};
+    plan pl;
+    if (plan_build(&pl, &b, HOUR_MS) < 0 || pl.n_runs != 1)
+        abort();
+    commit_params p = params();
+    msgpack_sbuffer out, scratch;
+    msgpack_sbuffer_init(&out);
+    msgpack_sbuffer_init(&scratch);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
+    int rc = hint_pack(&pk, &scratch, (const char *)data, size, &pl, &pl.runs[0], &p);
+    if (rc < 0 || rc > 1)
+        abort();
+    if (rc == 1)
+        check_hint(out.data, out.size);
+    msgpack_sbuffer_destroy(&out);
+    msgpack_sbuffer_destroy(&scratch);
+    plan_free(&pl);
+    return 0;
+}
