@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "decode.h"
 #include "hint.h"
 #include "wire.h"
 
@@ -294,7 +295,10 @@ int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, s
     memset(&s, 0, sizeof s);
     bool new_bucket = false;
     int rc = 0;
-    if (state && msgpack_unpack_next(&up, state, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+    /* Redis holds what nousu.lua wrote; still, bytes that are not what they
+     * should be must cost no more than their size (decode_prescan). */
+    if (state && decode_prescan(state, len) == 0 &&
+        msgpack_unpack_next(&up, state, len, &off) == MSGPACK_UNPACK_SUCCESS &&
         off == len && read_state(&up.data, &s) && hot(&s, pl, run, p)) {
         bool had_niche = s.niche != NULL;
         new_bucket = !s.has_cur;
