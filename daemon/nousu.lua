@@ -934,8 +934,13 @@ local function verify_hints(cfg, list, creators)
       error('nousu: hint for ' .. e[1] .. ' where a rule was in play')
     end
     local raw = redis.call('GET', state_key(cfg.prefix, e[1]))
-    local d = differ(raw and cmsgpack.unpack(raw) or false, cmsgpack.unpack(e[2][2]), 'state')
+    local h, new = e[2], cmsgpack.unpack(e[2][2])
+    local d = differ(raw and cmsgpack.unpack(raw) or false, new, 'state')
     if d then error('nousu: hint for ' .. e[1] .. ' differs: ' .. d) end
+    if h[4] ~= new.H or h[5] ~= (cmsgpack.unpack(h[1]).cur == nil)
+        or h[6] ~= (new.niche or false) or h[7] ~= new.now then
+      error('nousu: hint for ' .. e[1] .. ': bucket, new bucket, niche or now disagree with its state')
+    end
   end
   return #list
 end
