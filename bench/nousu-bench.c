@@ -73,6 +73,7 @@ typedef struct opts {
     long daemon_pid;
     long verify; /* creators to check; 0: every creator that got events */
     bool no_ids; /* (a) and background events without `id`: no dedup work */
+    long frame_events; /* events per frame of (a) and the background */
     uint64_t seed;
 } opts;
 
@@ -315,6 +316,7 @@ typedef struct workload {
     char tag[16];    /* per run, so creator names and ids never meet older data */
     bool ids;
     long creators;
+    long frame_events;
     char **names;    /* creator name by Zipf rank */
     double *cdf;
     rng r;
@@ -326,6 +328,7 @@ static void workload_init(workload *w, const opts *o) {
     snprintf(w->tag, sizeof w->tag, "%06" PRIx64, rng_next(&w->r) & 0xffffff);
     w->creators = o->creators;
     w->ids = !o->no_ids;
+    w->frame_events = o->frame_events;
     w->names = xcalloc((size_t)o->creators, sizeof *w->names);
     for (long k = 0; k < o->creators; k++) {
         char buf[64];
@@ -342,8 +345,8 @@ static void gen_zipf(workload *w, frames *f, const char *idkind, long n, int64_t
                      int64_t ts1, uint32_t (*ret_sent)[NTYPES]) {
     framer fr;
     char id[48], actor_s[24], post[16];
-    for (long i = 0; i < n; i += BATCH) {
-        uint32_t m = (uint32_t)(n - i < BATCH ? n - i : BATCH);
+    for (long i = 0; i < n; i += w->frame_events) {
+        uint32_t m = (uint32_t)(n - i < w->frame_events ? n - i : w->frame_events);
         framer_begin(&fr, f, m);
         for (uint32_t j = 0; j < m; j++) {
             long k = zipf_pick(w->cdf, w->creators, rng_u01(&w->r));
@@ -1150,7 +1153,9 @@ static void usage(FILE *out, const char *argv0) {
         "  --verify=N              creators to read back after (a); 0: all (default 0)\n"
         "  --timeout-s=S           deadline of each phase (default 180)\n"
         "  --seed=N                workload seed (default: from the clock)\n"
-        "  --no-ids                send (a) and the background without event ids (no dedup)\n",
+        "  --no-ids                send (a) and the background without event ids (no dedup)\n"
+        "  --frame-events=N        events per frame of (a) and the background (default 1000;\n"
+        "                          the baselines keep frames, hence pipelines, of 1000)\n",
         argv0);
 }
 
@@ -1181,14 +1186,15 @@ static void parse_opts(int argc, char **argv, opts *o) {
         {"creators", 1, 0, 'C'}, {"zipf-s", 1, 0, 'z'}, {"naive-events", 1, 0, 'n'},
         {"pipelined-events", 1, 0, 'l'}, {"risers", 1, 0, 'r'}, {"load", 1, 0, 'L'},
         {"spread-s", 1, 0, 'S'}, {"verify", 1, 0, 'v'}, {"timeout-s", 1, 0, 't'},
-        {"seed", 1, 0, 's'}, {"no-ids", 0, 0, 'I'}, {"help", 0, 0, 'h'},
+        {"seed", 1, 0, 's'}, {"no-ids", 0, 0, 'I'}, {"frame-events", 1, 0, 'f'},
+        {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
     snprintf(naive_default, sizeof naive_default, "ipc:///tmp/nousu-bench-%ld.sock", (long)getpid());
     *o = (opts){.redis_host = "127.0.0.1", .redis_port = 6379, .key_prefix = "nousu:",
                 .ingest = "tcp://127.0.0.1:7710", .alerts = "tcp://127.0.0.1:7712",
                 .control = "tcp://127.0.0.1:7713", .naive_ep = naive_default,
-                .events = 1000000, .creators = 10000, .naive_events = 50000,
+                .events = 1000000, .creators = 10000, .naive_events = 50000, .frame_events = BATCH,
                 .pipelined_events = -1, .risers = 50, .zipf_s = 1.1, .load = 0.5,
                 .spread_s = 5, .timeout_s = 180, .daemon_pid = -1};
     int ch;
@@ -1214,6 +1220,7 @@ static void parse_opts(int argc, char **argv, opts *o) {
         case 't': o->timeout_s = arg_double("timeout-s", optarg, 1, 86400); break;
         case 's': o->seed = (uint64_t)arg_long("seed", optarg, 0, INT64_MAX); break;
         case 'I': o->no_ids = true; break;
+        case 'f': o->frame_events = arg_long("frame-events", optarg, 1, 10000); break;
         case 'h': usage(stdout, argv[0]); exit(0);
         default: usage(stderr, argv[0]); exit(2);
         }
@@ -1558,11 +1565,20 @@ int main(int argc, char **argv) {
     printf("nousu-bench: run %s, %ld CPUs; %s events of ~%.0f bytes in batches of %d (%.1f MB)%s, "
            "%s creators, Zipf s=%.2f\n",
            b.w.tag, b.ncpu, grouped((double)o->events), (double)fa.bytes / (double)fa.events,
-           BATCH, (double)fa.bytes / 1e6, o->no_ids ? " without ids" : "",
+           (int)o->frame_events, (double)fa.bytes / 1e6, o->no_ids ? " without ids" : "",
            grouped((double)o->creators), o->zipf_s);
 
     double rate_a = run_e2e(&b, &fa, sent);
-    run_baselines(&b, &fa, rate_a);
+    if (o->frame_events == BATCH) {
+        run_baselines(&b, &fa, rate_a);
+    } else { /* the baselines pipeline a frame at a time: give them BATCH-event frames */
+        frames fb = {0};
+        b.w.frame_events = BATCH;
+        gen_zipf(&b.w, &fb, "b", o->events, t_now - 60000, t_now, NULL);
+        b.w.frame_events = o->frame_events;
+        run_baselines(&b, &fb, rate_a);
+        frames_free(&fb);
+    }
     frames_free(&fa);
     free(sent);
     if (o->risers > 0)

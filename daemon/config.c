@@ -140,8 +140,9 @@ static const setting settings[] = {
             "most events in one batch; more is rejected whole as batch_too_large"),
     CFG_INT(transport_max_bytes, G_INPUT, 16777216, 64, INT64_C(4294967296), RESTART,
             "ZMQ_MAXMSGSIZE: larger messages disconnect the sender; >= max_frame_bytes"),
-    CFG_INT(rcvhwm, G_INPUT, 1000, 1, 100000000, RESTART,
-            "ZMQ_RCVHWM of the ingest sockets, messages"),
+    CFG_INT(rcvhwm, G_INPUT, 100, 1, 100000000, RESTART,
+            "ZMQ_RCVHWM of the ingest sockets, messages (per producer connection); "
+            "the daemon's memory is mostly rcvhwm x frame size"),
     CFG_INT(sndhwm, G_INPUT, 10000, 1, 100000000, RESTART,
             "ZMQ_SNDHWM of the alerts PUB socket, messages"),
     CFG_INT(iteration_max_events, G_INPUT, 20000, 1, 10000000, RELOAD,

@@ -138,7 +138,7 @@ static void test_defaults(void **state) {
     assert_int_equal(c.max_frame_bytes, 1048576);
     assert_int_equal(c.max_batch_events, 10000);
     assert_int_equal(c.transport_max_bytes, 16777216);
-    assert_int_equal(c.rcvhwm, 1000);
+    assert_int_equal(c.rcvhwm, 100);
     assert_int_equal(c.sndhwm, 10000);
     assert_int_equal(c.iteration_max_events, 20000);
     assert_int_equal(c.lateness_s, 86400);
