@@ -823,22 +823,36 @@ end
 -- ARGV[3] = msgpack [[id...], [place...]], every event id of the commit,
 --   sorted by place (see Dedup);
 -- ARGV[4] = msgpack [run index...], the run of each of those ids
---   unit = [rid or nil, total, pre_errors, events in runs]
+--   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
+--          with no request id and no rejection, just its number of events
 --   run  = [creator, first event, REST or nil]
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
--- Returns what nousu_commit returns plus a 4th element, the number of hints
--- taken (verified, in verify mode), or the integer 0 without writing
+-- Returns what nousu_commit returns, except that a plain frame's result is
+-- its count alone (all ok), plus a 4th element, the number of hints taken
+-- (verified, in verify mode); or the integer 0 without writing
 -- anything when a request of the commit was committed before: the daemon then
 -- sends the commit as nousu_commit, which answers such requests.
 
 -- One event applied alone: lateness, dedup against the ids known before the
 -- commit (no id is twice in it), apply, watch.
+-- A unit's duplicates and too-old events, made when it has one: a commit of
+-- single-event frames has as many units as events.
+local function tally_of(tally, u)
+  local t = tally[u]
+  if not t then
+    t = { dup = 0, too_old = {} }
+    tally[u] = t
+  end
+  return t
+end
+
 local function take_event(cfg, st, ev, dedup, tally)
-  local t = tally[ev[12]]
   if st.s.now ~= 0 and ev[4] < st.s.now - cfg.lateness_ms then
+    local t = tally_of(tally, ev[12])
     t.too_old[#t.too_old + 1] = ev[1]
     if ev[6] then dedup.skip[ev[6]] = true end -- not remembered
   elseif ev[6] and dedup.known[ev[6]] then
+    local t = tally_of(tally, ev[12])
     t.dup = t.dup + 1
   else
     st:apply(ev)
@@ -953,7 +967,9 @@ local function commit_runs(keys, args)
   if done then return done end
   local units, runs = req[2], req[3]
   for _, unit in ipairs(units) do
-    if unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then return 0 end
+    if type(unit) == 'table' and unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then
+      return 0
+    end
   end
   local dedup = dedup_new(cfg)
   local idlist = cmsgpack.unpack(args[3])
@@ -961,7 +977,6 @@ local function commit_runs(keys, args)
   dedup:prefetch(ids, places)
   local walk = runs_to_walk(dedup, ids, args[4])
   local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
-  for u = 1, #units do tally[u] = { dup = 0, too_old = {} } end
   for i, run in ipairs(runs) do
     local hint = not walk[i] and run[4]
     local fresh = hint and redis.call('GET', state_key(cfg.prefix, run[1])) == hint[1]
@@ -976,13 +991,19 @@ local function commit_runs(keys, args)
   local out = {}
   for u, unit in ipairs(units) do
     local t = tally[u]
-    table.sort(t.too_old)
-    local ok, ack = unit[4] - t.dup - #t.too_old, false
-    if unit[1] then
-      ack = make_ack(unit, ok, t.dup, t.too_old)
-      redis.call('SET', cfg.prefix .. 'req:' .. unit[1], ack, 'EX', cfg.request_ttl)
+    if type(unit) == 'number' and not t then
+      out[u] = unit -- a plain frame, all of it ok: its count alone
+    else
+      if type(unit) == 'number' then unit = { false, unit, {}, unit } end
+      t = t or { dup = 0, too_old = {} }
+      table.sort(t.too_old)
+      local ok, ack = unit[4] - t.dup - #t.too_old, false
+      if unit[1] then
+        ack = make_ack(unit, ok, t.dup, t.too_old)
+        redis.call('SET', cfg.prefix .. 'req:' .. unit[1], ack, 'EX', cfg.request_ttl)
+      end
+      out[u] = { 0, ok, t.dup, t.too_old, ack }
     end
-    out[u] = { 0, ok, t.dup, t.too_old, ack }
   end
   local summaries, checkpoints = finish(cfg, order, niches)
   if cfg.verify_hints then taken = verify_hints(cfg, verify, creators) end

@@ -250,8 +250,14 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer 
     pack_cfg(pk, prefix, p);
     msgpack_pack_array(pk, b->n_units);
     for (size_t u = 0; u < b->n_units; u++) {
+        const batch_unit *bu = &b->units[u];
+        size_t rejected = unit_rejected(b, bu);
+        if (!bu->rid_len && !rejected) { /* a plain frame: its event count alone */
+            msgpack_pack_uint32(pk, in_runs[u]);
+            continue;
+        }
         msgpack_pack_array(pk, 4);
-        pack_unit_head(pk, b, &b->units[u], unit_rejected(b, &b->units[u]));
+        pack_unit_head(pk, b, bu, rejected);
         msgpack_pack_uint32(pk, in_runs[u]);
     }
     free(in_runs);

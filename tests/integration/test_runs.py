@@ -187,7 +187,9 @@ def runs_form(cfg, units):
     in_runs = [0] * len(units)
     for ui, _, _ in accepted(units):
         in_runs[ui] += 1
-    wunits = [unit_head(u) + [in_runs[k]] for k, u in enumerate(units)]
+    # a frame with no request id and no rejection: its count alone
+    wunits = [unit_head(u) + [in_runs[k]] if u.rid or unit_head(u)[2] else in_runs[k]
+              for k, u in enumerate(units)]
     wruns = []
     for run in runs:
         ui, i, e = run[0]
@@ -232,6 +234,8 @@ def normal_reply(raw):
     checkpoints grouped by creator (in event order within each); the count
     of hints taken that nousu_commit_runs adds is left out (none here)."""
     units, summaries, checkpoints = up(raw)[:3]
+    # nousu_commit_runs answers a plain frame with its count alone
+    units = [[0, u, 0, [], False] if isinstance(u, int) else u for u in units]
     units = [u[:4] + [up(u[4]) if isinstance(u[4], bytes) else u[4]] for u in units]
     return [units, sorted(summaries, key=lambda s: s[0]),
             sorted(checkpoints, key=lambda s: s[0])]  # stable: per-creator order kept
