@@ -97,6 +97,19 @@ class RedisServer:
         stop_pid(self.proc)
 
 
+def redis_with_library(case, lua_path, prefix):
+    """A fresh redis-server in a temp dir for a TestCase, the Function library
+    loaded. The server is stopped by its PID and the dir removed when the
+    test ends, also when setUp fails after this call. Returns the server."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    case.addCleanup(shutil.rmtree, workdir, True)
+    server = RedisServer(workdir)
+    case.addCleanup(stop_pid, server.proc)
+    with open(lua_path, "rb") as f:
+        server.client.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+    return server
+
+
 class Daemon:
     """nousud on ipc:// endpoints inside workdir."""
 

@@ -3,13 +3,11 @@ called directly: commit retries, window sums against hand calculations,
 alert cooldowns and seq, leaderboard staleness."""
 import os
 import random
-import shutil
-import tempfile
 import unittest
 
 import msgpack
 
-from harness import RedisServer, counts_in_redis, creator_state, now_ms, stop_pid
+from harness import counts_in_redis, creator_state, now_ms, redis_with_library
 
 LUA = os.path.join(os.path.dirname(__file__), "../../daemon/nousu.lua")
 HOUR = 3600 * 1000
@@ -29,17 +27,9 @@ def up(b):
 
 class Function(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="nousu-fn-")
-        self.redis = RedisServer(self.dir)
-        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
+        self.redis = redis_with_library(self, LUA, "nousu-fn-")
         self.r = self.redis.client
-        with open(LUA, "rb") as f:
-            self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
         self.wall = now_ms()
-
-    def tearDown(self):
-        self.redis.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def cfg(self, dedup_buckets=16, set_ids=384):
         det = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]

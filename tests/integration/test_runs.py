@@ -15,13 +15,11 @@ import collections
 import math
 import os
 import random
-import shutil
-import tempfile
 import unittest
 
 import msgpack
 
-from harness import RedisServer, stop_pid
+from harness import redis_with_library
 
 LUA = os.environ.get("NOUSU_LUA") or os.path.join(os.path.dirname(__file__),
                                                   "../../daemon/nousu.lua")
@@ -278,21 +276,13 @@ def zipf_picker(rng, n, s=1.1, name="z%d"):
 
 class Runs(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="nousu-runs-")
-        self.redis = RedisServer(self.dir)
-        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
+        self.redis = redis_with_library(self, LUA, "nousu-runs-")
         self.r = self.redis.client
-        with open(LUA, "rb") as f:
-            self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
         self.n_commits = 0
         self.stats = collections.Counter()
         self.creators = set()
         self.cp_rules = collections.Counter()
         self.ids_used = set()
-
-    def tearDown(self):
-        self.redis.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     @staticmethod
     def cfg(prefix, wall):
@@ -713,18 +703,10 @@ class Hints(unittest.TestCase):
     here come from hint_for, a Python port of daemon/hint.c's hot path."""
 
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="nousu-hints-")
-        self.redis = RedisServer(self.dir)
-        self.addCleanup(stop_pid, self.redis.proc)  # also when setUp fails
+        self.redis = redis_with_library(self, LUA, "nousu-hints-")
         self.r = self.redis.client
-        with open(LUA, "rb") as f:
-            self.r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
         self.n = 0
         self.t = T0 + 10 * MIN
-
-    def tearDown(self):
-        self.redis.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
     def send(self, prefix, evs, hint=None, verify=False):
         self.n += 1
