@@ -86,6 +86,12 @@ typedef struct event {
     char actor_num[24];
 } event;
 
+/* An interaction (like .. mention) with an actor: the actor is an engager,
+ * counted in ia and in the unique-engager HyperLogLogs. */
+static inline bool event_has_engager(const event *e) {
+    return e->actor.len && e->type >= EV_LIKE && e->type <= EV_MENTION;
+}
+
 /* The actor's bytes (event_actor_len() of them), or NULL when absent. */
 static inline const char *event_actor(const event *e) {
     if (e->actor.len == 0)

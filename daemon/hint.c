@@ -43,8 +43,6 @@ static const struct {
 #define N_NUMS (sizeof NUMS / sizeof NUMS[0])
 #define ALL_SEEN ((1u << (N_NUMS + 2)) - 1) /* the numbers, r and cd */
 
-static bool is_interaction(event_type t) { return t >= EV_LIKE && t <= EV_MENTION; }
-
 /* ---- reading the state ------------------------------------------------------ */
 
 static bool num_of(const msgpack_object *o, double *ret) {
@@ -162,10 +160,6 @@ static bool may_fire(const hstate *s, const commit_params *p, double E1, double 
 
 /* ---- the run ------------------------------------------------------------------ */
 
-static const event *run_event(const plan *pl, const plan_run *run, size_t k) {
-    return pl->events[pl->order[run->first + k]].ev;
-}
-
 static bool hot(const hstate *s, const plan *pl, const plan_run *run, const commit_params *p) {
     if (s->has_bd || s->first <= 0)
         return false;
@@ -174,7 +168,7 @@ static bool hot(const hstate *s, const plan *pl, const plan_run *run, const comm
             return false;
     double now1 = s->now, ts_min = INFINITY, E = 0;
     for (size_t k = 0; k < run->n; k++) {
-        const plan_event *pe = &pl->events[pl->order[run->first + k]];
+        const plan_event *pe = plan_run_event(pl, run, k);
         const event *e = pe->ev;
         double ts = (double)e->ts;
         if (e->followers >= 0 || (double)pe->bucket != s->H || ts < s->first)
@@ -194,7 +188,7 @@ static void apply(hstate *s, const plan *pl, const plan_run *run, const commit_p
         s->cur[B_F] = -1;
     }
     for (size_t k = 0; k < run->n; k++) {
-        const event *e = run_event(pl, run, k);
+        const event *e = plan_run_event(pl, run, k)->ev;
         double ts = (double)e->ts, n = (double)e->n, w = (double)(p->weight[e->type] * e->n);
         if (ts > s->now)
             s->now = ts;
@@ -205,7 +199,7 @@ static void apply(hstate *s, const plan *pl, const plan_run *run, const commit_p
             if (e->sponsored == 1)
                 s->cur[B_SE] += w, s->rse += w;
         }
-        if (e->actor.len && is_interaction(e->type))
+        if (event_has_engager(e))
             s->cur[B_IA] += n, s->ria += n;
         if (e->niche.len && ts >= s->nichets)
             s->niche = e->niche.ptr, s->niche_len = e->niche.len, s->nichets = ts;
@@ -275,13 +269,13 @@ static void pack_state(msgpack_packer *pk, const msgpack_object *map, const hsta
 static void pack_actors(msgpack_packer *pk, const plan *pl, const plan_run *run) {
     uint32_t n = 0;
     for (size_t k = 0; k < run->n; k++) {
-        const event *e = run_event(pl, run, k);
-        n += e->actor.len && is_interaction(e->type);
+        const event *e = plan_run_event(pl, run, k)->ev;
+        n += event_has_engager(e);
     }
     msgpack_pack_array(pk, n);
     for (size_t k = 0; k < run->n; k++) {
-        const event *e = run_event(pl, run, k);
-        if (e->actor.len && is_interaction(e->type))
+        const event *e = plan_run_event(pl, run, k)->ev;
+        if (event_has_engager(e))
             wire_pack_str(pk, event_actor(e), e->actor.len);
     }
 }

@@ -41,6 +41,11 @@ typedef struct plan {
     bool repeats;
 } plan;
 
+/* Event k (0-based) of run r. */
+static inline const plan_event *plan_run_event(const plan *p, const plan_run *r, size_t k) {
+    return &p->events[p->order[r->first + k]];
+}
+
 /* Fill p from b (bucket_ms > 0). Events point into b, which must outlive p.
  * Returns 0 or -ENOMEM (p is then empty). */
 int plan_build(plan *p, const batch *b, int64_t bucket_ms);

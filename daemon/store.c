@@ -497,8 +497,8 @@ static int commit_events(store *s, const batch *b, const commit_params *p,
 }
 
 static bool same_creator(const plan *pl, size_t a, size_t b) {
-    const strref *x = &pl->events[pl->order[pl->runs[a].first]].ev->creator;
-    const strref *y = &pl->events[pl->order[pl->runs[b].first]].ev->creator;
+    const strref *x = &plan_run_event(pl, &pl->runs[a], 0)->ev->creator;
+    const strref *y = &plan_run_event(pl, &pl->runs[b], 0)->ev->creator;
     return x->len == y->len && memcmp(x->ptr, y->ptr, x->len) == 0;
 }
 
@@ -509,7 +509,7 @@ static bool hint_candidate(const plan *pl, size_t k) {
         return false;
     const plan_run *run = &pl->runs[k];
     for (size_t i = 0; i < run->n; i++)
-        if (pl->events[pl->order[run->first + i]].ev->followers >= 0)
+        if (plan_run_event(pl, run, i)->ev->followers >= 0)
             return false;
     return true;
 }
@@ -520,7 +520,7 @@ static int read_states(store *s, const plan *pl, wire_state *states, redisReply 
     size_t n = 0, bytes = 0;
     for (size_t k = 0; k < pl->n_runs; k++)
         if (hint_candidate(pl, k))
-            n++, bytes += pl->events[pl->order[pl->runs[k].first]].ev->creator.len;
+            n++, bytes += plan_run_event(pl, &pl->runs[k], 0)->ev->creator.len;
     *ret_reply = NULL;
     if (n == 0)
         return 0;
@@ -534,7 +534,7 @@ static int read_states(store *s, const plan *pl, wire_state *states, redisReply 
     for (size_t k = 0, i = 0, at = 0; rc == 0 && k < pl->n_runs; k++) {
         if (!hint_candidate(pl, k))
             continue;
-        const strref *c = &pl->events[pl->order[pl->runs[k].first]].ev->creator;
+        const strref *c = &plan_run_event(pl, &pl->runs[k], 0)->ev->creator;
         char *key = keys + at;
         memcpy(key, s->prefix, plen);
         key[plen] = '{';

@@ -164,7 +164,6 @@ void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
 
 /* ---- the runs form ---------------------------------------------------------- */
 
-static bool is_interaction(event_type t) { return t >= EV_LIKE && t <= EV_MENTION; }
 
 /* What the rest of a run (every event but the first) adds, as the Function's
  * Creator:apply_run reads it. */
@@ -178,7 +177,7 @@ typedef struct run_sum {
 static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const commit_params *p) {
     *r = (run_sum){.ts_min = INT64_MAX, .ts_max = INT64_MIN};
     for (size_t k = 1; k < run->n; k++) {
-        const event *e = pl->events[pl->order[run->first + k]].ev;
+        const event *e = plan_run_event(pl, run, k)->ev;
         int64_t w = p->weight[e->type] * e->n;
         r->ts_min = e->ts < r->ts_min ? e->ts : r->ts_min;
         r->ts_max = e->ts > r->ts_max ? e->ts : r->ts_max;
@@ -186,7 +185,7 @@ static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const comm
         r->E += w;
         if (e->sponsored == 1)
             r->se += w;
-        if (e->actor.len && is_interaction(e->type))
+        if (event_has_engager(e))
             r->ia += e->n, r->n_actors++;
         /* the newest ts wins; among equal ones the later event */
         if (e->niche.len && (!r->niche || e->ts >= r->nichets))
@@ -217,8 +216,8 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     msgpack_pack_int64(pk, r.se);
     msgpack_pack_array(pk, r.n_actors);
     for (size_t k = 1; k < run->n; k++) {
-        const event *e = pl->events[pl->order[run->first + k]].ev;
-        if (e->actor.len && is_interaction(e->type))
+        const event *e = plan_run_event(pl, run, k)->ev;
+        if (event_has_engager(e))
             pack_str(pk, event_actor(e), e->actor.len);
     }
     if (r.niche)
@@ -231,7 +230,7 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     msgpack_packer_init(&dp, detail, msgpack_sbuffer_write);
     msgpack_pack_array(&dp, run->n - 1);
     for (size_t k = 1; k < run->n; k++)
-        pack_event_of(&dp, &pl->events[pl->order[run->first + k]]);
+        pack_event_of(&dp, plan_run_event(pl, run, k));
     if (detail->size && !detail->data)
         return -ENOMEM;
     pack_str(pk, detail->data, detail->size);
@@ -265,7 +264,7 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer 
     msgpack_pack_array(pk, pl->n_runs);
     for (size_t k = 0; k < pl->n_runs; k++) {
         const plan_run *run = &pl->runs[k];
-        const plan_event *first = &pl->events[pl->order[run->first]];
+        const plan_event *first = plan_run_event(pl, run, 0);
         msgpack_pack_array(pk, 4);
         pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
         pack_event_of(pk, first);
@@ -304,7 +303,7 @@ int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl) {
     size_t n = 0;
     for (size_t k = 0; k < pl->n_runs; k++)
         for (size_t j = 0; j < pl->runs[k].n; j++) {
-            const plan_event *pe = &pl->events[pl->order[pl->runs[k].first + j]];
+            const plan_event *pe = plan_run_event(pl, &pl->runs[k], j);
             if (pe->ev->id.len)
                 refs[n++] = (id_ref){.h = pe->idh, .run = (uint32_t)k + 1};
         }
