@@ -517,21 +517,15 @@ static bool hint_candidate(const plan *pl, size_t k) {
 /* One MGET of the candidates' states, before the commit: the hints are
  * computed from them. states[k] points into *ret_reply (free it after). */
 static int read_states(store *s, const plan *pl, wire_state *states, redisReply **ret_reply) {
-    size_t n = 0, bytes = 0;
+    size_t plen = strlen(s->prefix), bytes = 0, n = 0;
     for (size_t k = 0; k < pl->n_runs; k++)
-        if (hint_candidate(pl, k))
-            n++, bytes += plan_run_event(pl, &pl->runs[k], 0)->ev->creator.len;
-    *ret_reply = NULL;
-    if (n == 0)
-        return 0;
-    size_t plen = strlen(s->prefix);
-    const char **argv = malloc((n + 1) * sizeof *argv);
-    size_t *lens = malloc((n + 1) * sizeof *lens), *runs = malloc(n * sizeof *runs);
-    char *keys = malloc(bytes + n * (plen + 2) + 1);
+        bytes += plen + 2 + plan_run_event(pl, &pl->runs[k], 0)->ev->creator.len;
+    const char **argv = malloc((pl->n_runs + 1) * sizeof *argv);
+    size_t *lens = malloc((pl->n_runs + 1) * sizeof *lens);
+    size_t *runs = malloc((pl->n_runs + 1) * sizeof *runs);
+    char *keys = malloc(bytes + 1);
     int rc = argv && lens && runs && keys ? 0 : -ENOMEM;
-    if (rc == 0)
-        argv[0] = "MGET", lens[0] = 4;
-    for (size_t k = 0, i = 0, at = 0; rc == 0 && k < pl->n_runs; k++) {
+    for (size_t k = 0, at = 0; rc == 0 && k < pl->n_runs; k++) {
         if (!hint_candidate(pl, k))
             continue;
         const strref *c = &plan_run_event(pl, &pl->runs[k], 0)->ev->creator;
@@ -540,12 +534,16 @@ static int read_states(store *s, const plan *pl, wire_state *states, redisReply 
         key[plen] = '{';
         memcpy(key + plen + 1, c->ptr, c->len);
         key[plen + 1 + c->len] = '}';
-        argv[i + 1] = key, lens[i + 1] = plen + 2 + c->len, runs[i++] = k;
-        at += plen + 2 + c->len;
+        n++;
+        argv[n] = key, lens[n] = plen + 2 + c->len, runs[n - 1] = k;
+        at += lens[n];
     }
-    redisReply *r = rc == 0 ? command(s, "MGET", (int)n + 1, argv, lens) : NULL;
-    if (rc == 0 && !r)
-        rc = -EIO;
+    redisReply *r = NULL;
+    if (rc == 0 && n > 0) {
+        argv[0] = "MGET", lens[0] = 4;
+        if (!(r = command(s, "MGET", (int)n + 1, argv, lens)))
+            rc = -EIO;
+    }
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING)
             states[runs[i]] = (wire_state){r->element[i]->str, r->element[i]->len};
