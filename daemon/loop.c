@@ -334,6 +334,13 @@ static decide_ctx decide_context(loop *l) {
 
 /* ---- a batch's way through ------------------------------------------------ */
 
+/* The wait after one more failure: doubling, from BACKOFF_MIN_MS to
+ * BACKOFF_MAX_MS. */
+static int64_t backoff_grow(int64_t ms) {
+    ms = ms ? ms * 2 : BACKOFF_MIN_MS;
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
+}
+
 static void start_commit(loop *l) {
     commit_params p = commit_params_now(l);
     char id[48];
@@ -364,16 +371,14 @@ static void dispatch(loop *l, bool force) {
 static void commit_failed(loop *l) {
     l->stats.redis_errors++;
     store_disconnect(l->st);
-    l->commit_backoff_ms = l->commit_backoff_ms ? l->commit_backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (l->commit_backoff_ms > BACKOFF_MAX_MS)
-        l->commit_backoff_ms = BACKOFF_MAX_MS;
+    l->commit_backoff_ms = backoff_grow(l->commit_backoff_ms);
     l->next_commit_ms = mono_ms() + l->commit_backoff_ms;
 }
 
-/* fly is committed: count, detect, post, ack, and let it go. The commit
- * just worked, so the post's connection is reopened now if it was lost. */
 static void reconnect_now(loop *l);
 
+/* fly is committed: count, detect, post, ack, and let it go. The commit
+ * just worked, so the post's connection is reopened now if it was lost. */
 static void commit_done(loop *l, int64_t took_us) {
     l->commit_backoff_ms = 0;
     histogram_observe(&l->stats.redis_seconds, (double)took_us / 1e6);
@@ -423,22 +428,20 @@ static void take_input(loop *l) {
 
 /* ---- Redis reconnects -------------------------------------------------------- */
 
-static void reconnect_at(loop *l, int64_t now) {
-    if (store_connected(l->st) || now < l->next_connect_ms)
+static void reconnect_if(loop *l, bool due) {
+    if (store_connected(l->st) || !due)
         return;
     if (store_connect(l->st) == 0) {
         log_notice("redis: reconnected");
         l->backoff_ms = 0;
         return;
     }
-    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (l->backoff_ms > BACKOFF_MAX_MS)
-        l->backoff_ms = BACKOFF_MAX_MS;
-    l->next_connect_ms = now + l->backoff_ms;
+    l->backoff_ms = backoff_grow(l->backoff_ms);
+    l->next_connect_ms = mono_ms() + l->backoff_ms;
 }
 
-static void reconnect(loop *l) { reconnect_at(l, mono_ms()); }
-static void reconnect_now(loop *l) { reconnect_at(l, INT64_MAX); }
+static void reconnect(loop *l) { reconnect_if(l, mono_ms() >= l->next_connect_ms); }
+static void reconnect_now(loop *l) { reconnect_if(l, true); }
 
 /* ---- control ---------------------------------------------------------------- */
 
