@@ -105,7 +105,7 @@ static void derive(loop *l) {
 
 /* dedup_set_ids, or 0 (auto): 3/4 of Redis's set-max-intset-entries, room
  * for the spread of a hash's sets around their mean. */
-static int64_t dedup_set_ids(const loop *l) {
+static int64_t dedup_set_ids(loop *l) {
     if (l->cfg.dedup_set_ids)
         return l->cfg.dedup_set_ids;
     int64_t max = store_intset_max(l->st);
@@ -118,7 +118,7 @@ static int commit_hints(const config *c) {
     return strcmp(c->commit_hints, "verify") == 0 ? COMMIT_HINTS_VERIFY : COMMIT_HINTS_ON;
 }
 
-static commit_params commit_params_now(const loop *l) {
+static commit_params commit_params_now(loop *l) {
     const config *c = &l->cfg;
     commit_params p = {
         .wall_ms = wall_ms(), .bucket_ms = l->wp.bucket_ms, .recent = l->wp.recent,

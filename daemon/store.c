@@ -33,7 +33,7 @@ struct store {
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
     msgpack_sbuffer detail, ids, owners, scratch;
-    int64_t intset_max; /* Redis's set-max-intset-entries; 0: unknown */
+    int64_t intset_max; /* Redis's set-max-intset-entries; 0 unknown, -1 not read yet */
 };
 
 /* ---- connection ------------------------------------------------------ */
@@ -169,7 +169,12 @@ static int64_t read_intset_max(store *s) {
     return v > 0 ? v : 0;
 }
 
-int64_t store_intset_max(const store *s) { return s->intset_max; }
+/* Read on first use after a connect: only the loop's connection needs it. */
+int64_t store_intset_max(store *s) {
+    if (s->intset_max < 0 && s->c)
+        s->intset_max = read_intset_max(s);
+    return s->intset_max > 0 ? s->intset_max : 0;
+}
 
 int store_connect(store *s) {
     drop_connection(s);
@@ -187,8 +192,8 @@ int store_connect(store *s) {
         drop_connection(s);
         return -EIO;
     }
-    s->intset_max = read_intset_max(s);
-    return s->c ? 0 : -EIO;
+    s->intset_max = -1;
+    return 0;
 }
 
 /* ---- msgpack helpers ---------------------------------------------------- */

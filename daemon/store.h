@@ -127,9 +127,9 @@ int store_connect(store *s);
 bool store_connected(const store *s);
 /* Close the connection (the next store_connect opens a new one). */
 void store_disconnect(store *s);
-/* Redis's set-max-intset-entries as read at the last connect; 0 when the
- * user may not read it (CONFIG GET). */
-int64_t store_intset_max(const store *s);
+/* Redis's set-max-intset-entries, read once per connection (CONFIG GET);
+ * 0 when the user may not read it or there is no connection. */
+int64_t store_intset_max(store *s);
 
 /* Queue a dead-letter entry (SPEC §3); it goes out with the next round trip.
  * raw is copied (cut to deadletter_raw_max). Returns 0, or -ENOBUFS when the
