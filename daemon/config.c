@@ -180,6 +180,9 @@ static const setting settings[] = {
             "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "
             "a set stays a compact intset, about 8 bytes an id; 0: 3/4 of that setting "
             "as read from Redis (384 when it cannot be read)"),
+    CFG_INT(state_cache_mb, G_WINDOWS, 64, 0, 65536, RESTART,
+            "the creators' states the daemon keeps to compute hints without reading Redis "
+            "first, MiB (about 0.3 KiB a creator); 0: none, and no hints"),
     CFG_INT(request_ttl_s, G_WINDOWS, 86400, 1, 2592000, RESTART,
             "how long acknowledged request ids and their acks are remembered, seconds"),
 

@@ -4,14 +4,15 @@
  *   detect -> post (store: alerts, boards, dead letters; 1 round trip) ->
  *   publish -> ack
  *
- * Two batches at most are in hand: one being committed (fly) and one being
- * filled (b) meanwhile, up to iteration_max_events. The next commit takes
- * everything read during the last, so commits grow with the load: small and
- * quick when it is light, large (and cheaper per event) when it is heavy.
- * A batch that could not be committed stays in hand and is retried, and once
- * the other is full nothing more is read: that is the bounded buffer that
- * turns a Redis outage into backpressure on producers (ZeroMQ high-water
- * marks). */
+ * Three batches at most are in hand: up to COMMITTER_DEPTH at the committer
+ * (q: one running in Redis, the next being prepared and sent behind it), and
+ * one being filled (b) meanwhile, up to iteration_max_events. A commit takes
+ * everything read since the last was handed over, so commits grow with the
+ * load: small and quick when it is light, large (and cheaper per event) when
+ * it is heavy. A batch that could not be committed stays in q and is retried,
+ * with every batch after it, in order; once b is full nothing more is read:
+ * that is the bounded buffer that turns a Redis outage into backpressure on
+ * producers (ZeroMQ high-water marks). */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -47,6 +48,18 @@
 #define DEDUP_SET_IDS_FALLBACK 384 /* 3/4 of Redis's default 512 */
 #define STATUS_MS 1000
 
+/* q_remove takes out the oldest or the newest entry only. */
+_Static_assert(COMMITTER_DEPTH == 2, "q holds two batches: q_remove needs no shifting");
+
+/* A batch taken in and not committed yet. */
+typedef struct inhand {
+    batch b;
+    commit_result res;
+    uint64_t seq;       /* its commit is <instance>:<seq>, on every retry */
+    bool at_committer;  /* else waiting to be sent (again) */
+    bool events_form;   /* the runs form was declined */
+} inhand;
+
 struct loop {
     config cfg;
     int argc;
@@ -59,17 +72,17 @@ struct loop {
     committer *com;
     decoder *dec;
     int sigfd;
-    batch b;   /* being filled */
-    batch fly; /* being committed, or waiting to be retried */
-    commit_result fly_res;
-    char instance[17];    /* random, names this process's commits */
-    uint64_t commit_seq;  /* fly is commit <instance>:<commit_seq> */
+    batch b;                   /* being filled */
+    inhand q[COMMITTER_DEPTH]; /* oldest first, from q_head */
+    size_t q_head, q_n;
+    char instance[17];   /* random, names this process's commits */
+    uint64_t commit_seq; /* the next batch's */
     stats stats;
     detect_params dp;
     window_params wp;
     int64_t backoff_ms; /* reconnecting l->st */
     int64_t next_connect_ms;
-    int64_t commit_backoff_ms; /* retrying fly */
+    int64_t commit_backoff_ms; /* retrying q */
     int64_t next_commit_ms;
     bool stopping;
     msgpack_sbuffer sbuf;
@@ -235,7 +248,9 @@ loop *loop_new(const config *cfg, int argc, char **argv) {
     if (!(l->st = open_store(cfg)) || store_connect(l->st) < 0)
         goto fail;
     store *cst = open_store(cfg);
-    if (!cst || store_connect(cst) < 0 || !(l->com = committer_new(cst))) {
+    size_t cache_bytes = (size_t)cfg->state_cache_mb << 20;
+    if (!cst || store_connect(cst) < 0 ||
+        !(l->com = committer_new(cst, cache_bytes, (int)cfg->redis_timeout_ms))) {
         store_destroy(&cst);
         goto fail;
     }
@@ -255,12 +270,14 @@ void loop_destroy(loop **lp) {
     loop *l = lp ? *lp : NULL;
     if (!l)
         return;
-    committer_destroy(&l->com); /* waits for a commit under way */
+    committer_destroy(&l->com); /* waits for the commits under way */
     ingest_release(&l->b);
-    ingest_release(&l->fly);
     batch_free(&l->b);
-    batch_free(&l->fly);
-    commit_result_clear(&l->fly_res);
+    for (size_t i = 0; i < COMMITTER_DEPTH; i++) {
+        ingest_release(&l->q[i].b);
+        batch_free(&l->q[i].b);
+        commit_result_clear(&l->q[i].res);
+    }
     ingest_destroy(&l->in);
     alert_pub_destroy(&l->pub);
     control_destroy(&l->ctl);
@@ -280,10 +297,11 @@ void loop_destroy(loop **lp) {
 
 /* ---- accounting of rejected input ------------------------------------------ */
 
-static void reject(loop *l, reject_reason why, batch_source src, const strref *raw) {
+static void reject(loop *l, const batch *b, reject_reason why, batch_source src,
+                   const strref *raw) {
     l->stats.events_rejected++;
     l->stats.rejected[why]++;
-    if (store_deadletter(l->st, reject_reason_name(why), src, l->fly.received_ms, raw->ptr,
+    if (store_deadletter(l->st, reject_reason_name(why), src, b->received_ms, raw->ptr,
                          raw->len) < 0)
         l->stats.deadletter_shed++;
     log_limited(&l->bad_input_log, LOG_WARNING, "%s: rejected %s (%u bytes), dead-lettered",
@@ -302,23 +320,23 @@ static void account_batch(loop *l, const batch *b) {
 /* What the decoder refused, and what Redis refused (too_old), is counted and
  * dead-lettered after the commit: a request answered with its first ack had
  * its rejections counted the first time. */
-static void account_unit(loop *l, const batch_unit *bu, const unit_result *r) {
-    const decode_item *items = &l->fly.items[bu->first_item];
+static void account_unit(loop *l, const batch *b, const batch_unit *bu, const unit_result *r) {
+    const decode_item *items = &b->items[bu->first_item];
     for (size_t i = 0; i < bu->n_items; i++)
         if (items[i].reason != REJECT_NONE)
-            reject(l, items[i].reason, bu->source, &items[i].ev.raw);
+            reject(l, b, items[i].reason, bu->source, &items[i].ev.raw);
     l->stats.events_accepted += r->ok;
     l->stats.events_duplicate += r->dup;
     for (uint32_t i = 0; i < r->n_too_old && r->too_old[i] < bu->n_items; i++)
-        reject(l, REJECT_TOO_OLD, bu->source, &items[r->too_old[i]].ev.raw);
+        reject(l, b, REJECT_TOO_OLD, bu->source, &items[r->too_old[i]].ev.raw);
 }
 
-static void account_results(loop *l) {
-    for (size_t u = 0; u < l->fly_res.n_units; u++) {
-        if (l->fly_res.units[u].replayed)
+static void account_results(loop *l, const inhand *h) {
+    for (size_t u = 0; u < h->res.n_units; u++) {
+        if (h->res.units[u].replayed)
             l->stats.requests_replayed++;
         else
-            account_unit(l, &l->fly.units[u], &l->fly_res.units[u]);
+            account_unit(l, &h->b, &h->b.units[u], &h->res.units[u]);
     }
 }
 
@@ -341,29 +359,60 @@ static int64_t backoff_grow(int64_t ms) {
     return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
-static void start_commit(loop *l) {
-    commit_params p = commit_params_now(l);
-    char id[48];
-    snprintf(id, sizeof id, "%s:%llu", l->instance, (unsigned long long)l->commit_seq);
-    committer_start(l->com, &l->fly, &p, id, &l->fly_res);
+static inhand *q_at(loop *l, size_t i) { return &l->q[(l->q_head + i) % COMMITTER_DEPTH]; }
+
+static size_t pending_events(loop *l) {
+    size_t n = l->b.n_items;
+    for (size_t i = 0; i < l->q_n; i++)
+        n += q_at(l, i)->b.n_items;
+    return n;
 }
 
-/* Give the committer work when it is idle: fly again after a failure (once
- * its backoff has passed, or now with force), else the batch read since. */
+/* Take q's entry i out, the oldest or the newest: entries never move, for
+ * the committer holds pointers into them. The slot keeps its batch's
+ * buffers, for reuse. */
+static void q_remove(loop *l, size_t i) {
+    if (i == 0)
+        l->q_head = (l->q_head + 1) % COMMITTER_DEPTH;
+    l->q_n--;
+}
+
+static void start_commit(loop *l, inhand *h) {
+    commit_params p = commit_params_now(l);
+    char id[48];
+    snprintf(id, sizeof id, "%s:%llu", l->instance, (unsigned long long)h->seq);
+    committer_start(l->com, &h->b, &p, id, h->events_form, &h->res);
+    h->at_committer = true;
+}
+
+/* b goes to q when there is room: it is committed behind what is there. */
+static void enqueue(loop *l) {
+    if (!l->b.n_units || l->q_n == COMMITTER_DEPTH)
+        return;
+    inhand *h = q_at(l, l->q_n++);
+    batch t = h->b;
+    h->b = l->b, l->b = t;
+    h->seq = l->commit_seq++;
+    h->at_committer = h->events_form = false;
+    account_batch(l, &h->b);
+}
+
+/* Hand the committer what q holds and it does not, in order: nothing goes
+ * to it ahead of a batch still there. A retry waits for its backoff (force:
+ * not). */
 static void dispatch(loop *l, bool force) {
-    if (committer_busy(l->com))
-        return;
-    if (l->fly.n_units) {
-        if (force || mono_ms() >= l->next_commit_ms)
-            start_commit(l);
-        return;
+    enqueue(l);
+    for (size_t i = 0; i < l->q_n; i++) {
+        inhand *h = q_at(l, i);
+        if (h->at_committer)
+            continue;
+        for (size_t k = i + 1; k < l->q_n; k++)
+            if (q_at(l, k)->at_committer)
+                return; /* a later batch is still there: wait for it */
+        if (!force && mono_ms() < l->next_commit_ms)
+            return;
+        start_commit(l, h);
     }
-    if (!l->b.n_units)
-        return;
-    batch t = l->fly;
-    l->fly = l->b, l->b = t;
-    account_batch(l, &l->fly);
-    start_commit(l);
 }
 
 /* Redis is down or broken: the other connection, idle perhaps, is as stale;
@@ -377,37 +426,57 @@ static void commit_failed(loop *l) {
 
 static void reconnect_now(loop *l);
 
-/* fly is committed: count, detect, post, ack, and let it go. The commit
- * just worked, so the post's connection is reopened now if it was lost. */
-static void commit_done(loop *l, int64_t took_us) {
+/* q's entry i is committed: count, detect, post, ack, and let it go. The
+ * commit just worked, so the post's connection is reopened now if it was
+ * lost. */
+static void commit_done(loop *l, size_t i, int64_t took_us) {
+    inhand *h = q_at(l, i);
     l->commit_backoff_ms = 0;
     histogram_observe(&l->stats.redis_seconds, (double)took_us / 1e6);
-    histogram_observe(&l->stats.commit_events, (double)l->fly.n_items);
+    histogram_observe(&l->stats.commit_events, (double)h->b.n_items);
     l->stats.commits++;
-    l->stats.hints_sent += l->fly_res.hints_sent;
-    l->stats.hints_taken += l->fly_res.hints_taken;
-    account_results(l);
+    l->stats.hints_sent += h->res.hints_sent;
+    l->stats.hints_taken += h->res.hints_taken;
+    account_results(l, h);
     reconnect_now(l);
     decide_ctx d = decide_context(l);
-    decide_and_post(&d, &l->fly_res);
-    ingest_ack(l->in, &l->fly, &l->fly_res);
-    commit_result_clear(&l->fly_res);
-    ingest_release(&l->fly);
-    l->commit_seq++;
+    decide_and_post(&d, &h->res);
+    ingest_ack(l->in, &h->b, &h->res);
+    commit_result_clear(&h->res);
+    ingest_release(&h->b);
+    q_remove(l, i);
 }
 
-/* Take the committer's outcome if there is one (with wait, wait for it).
- * Returns its result, or -EAGAIN when there is none. */
+/* The committer's oldest job is q's first entry at the committer. */
+static size_t q_oldest_sent(loop *l) {
+    size_t i = 0;
+    while (i < l->q_n && !q_at(l, i)->at_committer)
+        i++;
+    return i;
+}
+
+/* Take the committer's outcomes, in order (with wait, wait for the first).
+ * Returns the first one's result, or -EAGAIN when there is none. A batch
+ * not committed stays in q: after a failure with a backoff; declined or
+ * after another's failure (-ESTALE), at once. */
 static int collect(loop *l, bool wait) {
-    int rc;
+    int rc, first = -EAGAIN;
     int64_t took_us;
-    if (!committer_finish(l->com, wait, &rc, &took_us))
-        return -EAGAIN;
-    if (rc < 0)
-        commit_failed(l);
-    else
-        commit_done(l, took_us);
-    return rc;
+    while (committer_finish(l->com, wait, &rc, &took_us)) {
+        size_t i = q_oldest_sent(l);
+        q_at(l, i)->at_committer = false;
+        if (first == -EAGAIN)
+            first = rc;
+        wait = false;
+        if (rc == 0)
+            commit_done(l, i, took_us);
+        else if (rc == -EAGAIN)
+            q_at(l, i)->events_form = true;
+        else if (rc != -ESTALE)
+            commit_failed(l);
+    }
+    l->stats.state_cache_bytes = committer_cache_bytes(l->com);
+    return first;
 }
 
 static bool want_input(const loop *l) {
@@ -478,7 +547,7 @@ static void query_top(loop *l, const control_request *q) {
 /* The stats that are states, not counts: read when asked for. */
 static void refresh_gauges(loop *l) {
     l->stats.redis_up = store_connected(l->st);
-    l->stats.pending_events = l->b.n_items + l->fly.n_items;
+    l->stats.pending_events = pending_events(l);
     l->stats.deadletter_queue = store_deadletter_queued(l->st);
     l->stats.curve_refused = security_refused(l->sec);
 }
@@ -591,8 +660,8 @@ static void cron(loop *l) {
 
 /* ---- the loop --------------------------------------------------------------- */
 
-static long poll_timeout(const loop *l) {
-    if (l->fly.n_units && !committer_busy(l->com)) { /* a retry is due */
+static long poll_timeout(loop *l) {
+    if (l->q_n > committer_jobs(l->com)) { /* a retry is due */
         int64_t wait = l->next_commit_ms - mono_ms();
         return wait < 0 ? 0 : wait < CRON_MS ? wait : CRON_MS;
     }
@@ -620,13 +689,14 @@ static int poll_once(loop *l) {
 static int drain(loop *l) {
     int64_t deadline = mono_ms() + SHUTDOWN_GRACE_MS;
     collect(l, true);
-    while ((l->fly.n_units || l->b.n_units) && mono_ms() < deadline) {
+    while ((l->q_n || l->b.n_units) && mono_ms() < deadline) {
         dispatch(l, true);
-        if (collect(l, true) < 0)
+        int rc = collect(l, true);
+        if (rc < 0 && rc != -ESTALE)
             usleep(50 * 1000);
     }
-    size_t left = l->fly.n_items + l->b.n_items;
-    if (l->fly.n_units || l->b.n_units) {
+    size_t left = pending_events(l);
+    if (l->q_n || l->b.n_units) {
         log_error("shutdown: Redis unreachable; %zu events taken in were not committed", left);
         return 1;
     }
@@ -649,7 +719,7 @@ int loop_run(loop *l) {
         collect(l, false);
         take_input(l);
         dispatch(l, false);
-        if (!committer_busy(l->com) && !l->fly.n_units && store_connected(l->st) &&
+        if (!l->q_n && store_connected(l->st) &&
             store_flush(l->st) < 0)
             l->stats.redis_errors++;
         cron(l);

@@ -146,6 +146,9 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
     gauge(&t, "nousu_redis_up", "1 while Redis answers.", st->redis_up);
     gauge(&t, "nousu_batch_pending_events", "Events taken in and not yet committed.",
           (double)st->pending_events);
+    gauge(&t, "nousu_state_cache_bytes",
+          "Bytes of creator states the committer keeps for hints (state_cache_mb).",
+          (double)st->state_cache_bytes);
     gauge(&t, "nousu_deadletter_queue", "Dead-letter entries waiting for Redis.",
           (double)st->deadletter_queue);
     gauge(&t, "process_start_time_seconds", "Start time of the process, Unix seconds.", start_s);

@@ -370,7 +370,8 @@ end
 function Creator:flush(niches)
   local cfg = self.cfg
   self:flush_buckets()
-  redis.call('SET', self.base, cmsgpack.pack(self.s), 'EX', cfg.ttl_str)
+  self.packed = cmsgpack.pack(self.s) -- also the daemon's, when it asks (run[5])
+  redis.call('SET', self.base, self.packed, 'EX', cfg.ttl_str)
   self:flush_hist()
   local niche = self.s.niche
   if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
@@ -684,7 +685,9 @@ end
 -- read in one loop iteration.
 --
 -- ARGV[1] = msgpack [cfg, units]; ARGV[2] = commit id (unique per batch,
---   the same on every retry of that batch)
+--   the same on every retry of that batch); ARGV[3] = the commit this one
+--   must follow, or '' (see predecessor_done: when it was not committed,
+--   returns the integer 1 and writes nothing)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
 --            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det,
 --            dedup_buckets, dedup_set_ids, verify_hints]
@@ -776,6 +779,15 @@ local function finish(cfg, order, niches)
   return summaries, checkpoints
 end
 
+-- A daemon sends its next commit before the reply of the last one (the
+-- committer prepares one while Redis runs the other), naming that last one:
+-- if it was not applied (an error, a lost connection, the runs form
+-- declined), this one must not be either, or events would land out of
+-- order. The daemon then sends both again, in order.
+local function predecessor_done(cfg, after)
+  return not after or after == '' or redis.call('EXISTS', cfg.prefix .. 'commit:' .. after) == 1
+end
+
 local function commit(keys, args)
   local req = cmsgpack.unpack(args[1])
   local cfg = parse_cfg(req[1])
@@ -785,6 +797,7 @@ local function commit(keys, args)
     local done = redis.call('GET', ckey)
     if done then return done end
   end
+  if not predecessor_done(cfg, args[3]) then return 1 end
   local creators, order, out = {}, {}, {}
   local dedup = dedup_new(cfg)
   local replay = prepare(cfg, req[2], dedup)
@@ -822,16 +835,21 @@ end
 -- ARGV[1] = msgpack [cfg, units, runs]; ARGV[2] = commit id;
 -- ARGV[3] = msgpack [[id...], [place...]], every event id of the commit,
 --   sorted by place (see Dedup);
--- ARGV[4] = msgpack [run index...], the run of each of those ids
+-- ARGV[4] = msgpack [run index...], the run of each of those ids;
+-- ARGV[5] = the commit this one must follow, or '' (see predecessor_done)
 --   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
 --          with no request id and no rejection, just its number of events
---   run  = [creator, first event, REST or nil]
+--   run  = [creator, first event, REST or nil, hint or nil, want or nil]
+--          want: true when the daemon wants the creator's state after the
+--          commit, unless it takes the hint (it keeps states, statecache.h)
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
 -- Returns what nousu_commit returns, except that a plain frame's result is
 -- its count alone (all ok), plus a 4th element, the number of hints taken
--- (verified, in verify mode); or the integer 0 without writing
--- anything when a request of the commit was committed before: the daemon then
--- sends the commit as nousu_commit, which answers such requests.
+-- (verified, in verify mode), and a 5th, [run index, state bytes, ...] for
+-- the runs that wanted it; or without writing anything, the integer 0 when
+-- a request of the commit was committed before (the daemon then sends the
+-- commit as nousu_commit, which answers such requests), or 1 when the
+-- predecessor was not committed.
 
 -- One event applied alone: lateness, dedup against the ids known before the
 -- commit (no id is twice in it), apply, watch.
@@ -965,6 +983,7 @@ local function commit_runs(keys, args)
   local ckey = cfg.prefix .. 'commit:' .. args[2]
   local done = redis.call('GET', ckey)
   if done then return done end
+  if not predecessor_done(cfg, args[5]) then return 1 end
   local units, runs = req[2], req[3]
   for _, unit in ipairs(units) do
     if type(unit) == 'table' and unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then
@@ -976,13 +995,13 @@ local function commit_runs(keys, args)
   local ids, places = idlist[1], idlist[2]
   dedup:prefetch(ids, places)
   local walk = runs_to_walk(dedup, ids, args[4])
-  local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
+  local tally, creators, order, niches, verify, taken, took = {}, {}, {}, {}, {}, 0, {}
   for i, run in ipairs(runs) do
     local hint = not walk[i] and run[4]
     local fresh = hint and redis.call('GET', state_key(cfg.prefix, run[1])) == hint[1]
     if fresh and not cfg.verify_hints then
       take_hint(cfg, run[1], hint, niches)
-      taken = taken + 1
+      taken, took[i] = taken + 1, true
     else
       take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
       if fresh then verify[#verify + 1] = { run[1], hint } end
@@ -1008,7 +1027,14 @@ local function commit_runs(keys, args)
   local summaries, checkpoints = finish(cfg, order, niches)
   if cfg.verify_hints then taken = verify_hints(cfg, verify, creators) end
   dedup:flush_runs(ids, places)
-  local reply = cmsgpack.pack({ out, summaries, checkpoints, taken })
+  local states = {}
+  for i, run in ipairs(runs) do
+    if run[5] and not took[i] then
+      states[#states + 1] = i
+      states[#states + 1] = creators[run[1]].packed
+    end
+  end
+  local reply = cmsgpack.pack({ out, summaries, checkpoints, taken, states })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
   return reply
 end
@@ -1019,7 +1045,8 @@ end
 -- ARGV[1] = msgpack [prefix, creator, kind_index, kind, ts, cooldown_ms,
 --                    maxlen, topic, msg_head, msg_tail, grad_base]
 -- The published message is msg_head .. msgpack(seq) .. msg_tail.
--- Returns msgpack [seq, msg] or [0] when a cooldown holds.
+-- Returns msgpack [seq, msg], or [0] when a cooldown holds or a graduated
+-- alert's crossing (grad_base) was alerted already.
 
 local function next_seq(prefix)
   local seq = redis.call('INCR', prefix .. 'seq')
@@ -1043,6 +1070,10 @@ local function alert(keys, args)
   if not st then return cmsgpack.pack({ 0 }) end
   local cd = st.cd[k + 1]
   if cd > 0 and math.abs(ts - cd) < cooldown then return cmsgpack.pack({ 0 }) end
+  -- That crossing was alerted already: the daemon decided on a checkpoint
+  -- made before, by another daemon, or by its own commit that ran while this
+  -- alert's commit was still being answered (the committer is two deep).
+  if a[11] and st.gbase == a[11] then return cmsgpack.pack({ 0 }) end
   st.cd[k + 1], st.lak, st.lat = ts, kind, ts
   if a[11] then st.gbase = a[11] end
   state_put_keepttl(prefix, c, st)

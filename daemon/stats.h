@@ -44,6 +44,7 @@ typedef struct stats {
     int redis_up;
     uint64_t pending_events;   /* taken in, not yet committed */
     uint64_t deadletter_queue; /* dead-letter entries waiting for Redis */
+    uint64_t state_cache_bytes; /* the committer's (statecache.h) */
 } stats;
 
 /* Set up the histograms of a zeroed stats. */

@@ -23,6 +23,17 @@ typedef struct dl_entry {
     size_t raw_len;
 } dl_entry;
 
+/* A commit sent, waiting for its reply. */
+typedef struct sent_commit {
+    plan pl; /* the reply's states name its runs */
+    uint64_t seq;
+    bool runs_form;
+    uint32_t hints;
+    size_t n_units;
+} sent_commit;
+
+#define SENT_MAX 4
+
 struct store {
     store_opts o;
     char *host, *user, *password, *prefix;
@@ -32,7 +43,16 @@ struct store {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
-    msgpack_sbuffer detail, ids, owners, scratch;
+    msgpack_sbuffer detail, ids, owners, scratch, news;
+    /* commits sent and not yet answered, oldest first; ready: a reply
+     * read ahead by store_commit_poll */
+    sent_commit sent[SENT_MAX];
+    size_t sent_head, sent_n;
+    uint64_t sent_seq; /* the last commit sent's */
+    redisReply *ready;
+    /* the plan of a batch not sent yet (store_commit_blind) */
+    plan prepared;
+    const batch *prepared_for;
     int64_t intset_max; /* Redis's set-max-intset-entries; 0 unknown, -1 not read yet */
 };
 
@@ -60,14 +80,21 @@ store *store_new(const store_opts *o) {
     msgpack_sbuffer_init(&s->ids);
     msgpack_sbuffer_init(&s->owners);
     msgpack_sbuffer_init(&s->scratch);
+    msgpack_sbuffer_init(&s->news);
     return s;
 }
 
+/* Commits sent on the connection are lost with it. */
 static void drop_connection(store *s) {
     if (s->c) {
         redisFree(s->c);
         s->c = NULL;
     }
+    for (; s->sent_n; s->sent_n--, s->sent_head = (s->sent_head + 1) % SENT_MAX)
+        plan_free(&s->sent[s->sent_head].pl);
+    if (s->ready)
+        freeReplyObject(s->ready);
+    s->ready = NULL;
 }
 
 void store_destroy(store **sp) {
@@ -89,6 +116,8 @@ void store_destroy(store **sp) {
     msgpack_sbuffer_destroy(&s->ids);
     msgpack_sbuffer_destroy(&s->owners);
     msgpack_sbuffer_destroy(&s->scratch);
+    msgpack_sbuffer_destroy(&s->news);
+    plan_free(&s->prepared);
     free(s);
     *sp = NULL;
 }
@@ -422,7 +451,24 @@ static int parse_summaries(const msgpack_object *arr, creator_summary **ret, siz
     return 0;
 }
 
-static int parse_commit(const char *buf, size_t len, size_t n_units, commit_result *ret) {
+/* The states the Function sent back (run index, bytes, ...), into the cache:
+ * the states after commit seq. */
+static void keep_states(const msgpack_object *list, const plan *pl, uint64_t seq,
+                        state_cache *cache) {
+    size_t n = mp_len(list);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        const msgpack_object *bytes = mp_at(list, i + 1);
+        int64_t k = mp_int(mp_at(list, i)) - 1;
+        if (k < 0 || (uint64_t)k >= pl->n_runs || bytes->type != MSGPACK_OBJECT_STR)
+            continue;
+        const strref *c = &plan_run_event(pl, &pl->runs[k], 0)->ev->creator;
+        state_cache_put(cache, c->ptr, c->len, bytes->via.str.ptr, bytes->via.str.size, seq);
+    }
+}
+
+/* t: a runs-form commit, whose states go to cache; or NULL. */
+static int parse_commit(const char *buf, size_t len, size_t n_units, const sent_commit *t,
+                        state_cache *cache, commit_result *ret) {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     int rc = -EBADMSG;
@@ -444,6 +490,8 @@ static int parse_commit(const char *buf, size_t len, size_t n_units, commit_resu
         rc = parse_summaries(mp_at(&up.data, 2), &ret->checkpoints, &ret->n_checkpoints);
     if (rc == 0 && mp_len(&up.data) > 3) /* nousu_commit_runs: the hints taken */
         ret->hints_taken = (uint32_t)mp_int(mp_at(&up.data, 3));
+    if (rc == 0 && t && cache && mp_len(&up.data) > 4)
+        keep_states(mp_at(&up.data, 4), &t->pl, t->seq, cache);
 out:
     msgpack_unpacked_destroy(&up);
     return rc;
@@ -472,35 +520,6 @@ static redisReply *round_trip_one(store *s, int argc, const char **argv, const s
     return r;
 }
 
-/* Send one commit FCALL and parse its reply. -EAGAIN: the runs form was
- * declined (a request of the batch was committed before), send the events form. */
-static int commit_call(store *s, int argc, const char **argv, const size_t *lens,
-                       size_t n_units, commit_result *ret) {
-    redisReply *r = round_trip_one(s, argc, argv, lens);
-    if (!r)
-        return -EIO;
-    int rc = -EBADMSG;
-    if (r->type == REDIS_REPLY_STRING)
-        rc = parse_commit(r->str, r->len, n_units, ret);
-    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0)
-        rc = -EAGAIN;
-    if (rc < 0 && rc != -EAGAIN) {
-        log_error("redis: %s: unexpected reply", argv[1]);
-        commit_result_clear(ret);
-    }
-    freeReplyObject(r);
-    return rc;
-}
-
-static int commit_events(store *s, const batch *b, const commit_params *p,
-                         const char *commit_id, commit_result *ret) {
-    msgpack_sbuffer_clear(&s->sb);
-    wire_pack_events(&s->pk, s->prefix, b, p);
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id};
-    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id)};
-    return commit_call(s, 5, argv, lens, b->n_units, ret);
-}
-
 static bool same_creator(const plan *pl, size_t a, size_t b) {
     const strref *x = &plan_run_event(pl, &pl->runs[a], 0)->ev->creator;
     const strref *y = &plan_run_event(pl, &pl->runs[b], 0)->ev->creator;
@@ -519,99 +538,229 @@ static bool hint_candidate(const plan *pl, size_t k) {
     return true;
 }
 
-/* One MGET of the candidates' states, before the commit: the hints are
- * computed from them. states[k] points into *ret_reply (free it after). */
-static int read_states(store *s, const plan *pl, wire_state *states, redisReply **ret_reply) {
-    size_t plen = strlen(s->prefix), bytes = 0, n = 0;
-    for (size_t k = 0; k < pl->n_runs; k++)
-        bytes += plen + 2 + plan_run_event(pl, &pl->runs[k], 0)->ev->creator.len;
-    const char **argv = malloc((pl->n_runs + 1) * sizeof *argv);
-    size_t *lens = malloc((pl->n_runs + 1) * sizeof *lens);
-    size_t *runs = malloc((pl->n_runs + 1) * sizeof *runs);
-    char *keys = malloc(bytes + 1);
-    int rc = argv && lens && runs && keys ? 0 : -ENOMEM;
-    for (size_t k = 0, at = 0; rc == 0 && k < pl->n_runs; k++) {
+static bool last_of_creator(const plan *pl, size_t k) {
+    return k + 1 == pl->n_runs || !same_creator(pl, k, k + 1);
+}
+
+static const strref *run_creator(const plan *pl, size_t k) {
+    return &plan_run_event(pl, &pl->runs[k], 0)->ev->creator;
+}
+
+/* What the cache knows of each run's creator, and which runs should bring
+ * their creator's state back: the last run of each creator, so that the
+ * cache follows every state this daemon writes. Returns the runs that may
+ * be hot but whose creator is blind (statecache.h). */
+static size_t known_states(const plan *pl, state_cache *cache, wire_state *states) {
+    size_t blind = 0;
+    for (size_t k = 0; k < pl->n_runs; k++) {
+        bool b = false;
+        if (states)
+            states[k].want = last_of_creator(pl, k);
         if (!hint_candidate(pl, k))
             continue;
-        const strref *c = &plan_run_event(pl, &pl->runs[k], 0)->ev->creator;
-        char *key = keys + at;
-        memcpy(key, s->prefix, plen);
-        key[plen] = '{';
-        memcpy(key + plen + 1, c->ptr, c->len);
-        key[plen + 1 + c->len] = '}';
-        n++;
-        argv[n] = key, lens[n] = plen + 2 + c->len, runs[n - 1] = k;
-        at += lens[n];
+        const strref *c = run_creator(pl, k);
+        size_t len = 0;
+        const char *ptr = state_cache_get(cache, c->ptr, c->len, &len, &b);
+        if (states)
+            states[k].ptr = ptr, states[k].len = len;
+        blind += b;
     }
-    redisReply *r = NULL;
-    if (rc == 0 && n > 0) {
-        argv[0] = "MGET", lens[0] = 4;
-        if (!(r = command(s, "MGET", (int)n + 1, argv, lens)))
-            rc = -EIO;
+    return blind;
+}
+
+/* Commit seq touches every creator of its runs; a hinted run's state is
+ * known now, as Redis will hold it if the hint is taken: the next commit may
+ * be prepared before this one's reply. */
+static void cache_sent(const plan *pl, const wire_state *states, const msgpack_sbuffer *news,
+                       uint64_t seq, state_cache *cache) {
+    for (size_t k = 0; k < pl->n_runs; k++) {
+        if (!last_of_creator(pl, k))
+            continue;
+        const strref *c = run_creator(pl, k);
+        state_cache_touch(cache, c->ptr, c->len, seq);
+        if (states[k].new_len)
+            state_cache_put(cache, c->ptr, c->len, news->data + states[k].new_off,
+                            states[k].new_len, seq);
     }
-    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements && i < n; i++)
-        if (r->element[i]->type == REDIS_REPLY_STRING)
-            states[runs[i]] = (wire_state){r->element[i]->str, r->element[i]->len};
-    *ret_reply = r;
-    free(argv), free(lens), free(runs), free(keys);
-    return rc;
+    state_cache_trim(cache);
 }
 
 /* ARGV[1], ARGV[3] and ARGV[4] of nousu_commit_runs, into s->sb, s->ids and
- * s->owners; with hints, after one MGET of the candidates' states. */
+ * s->owners; with hints, from the states in cache. */
 static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit_params *p,
-                          uint32_t *ret_hints) {
+                          uint64_t seq, state_cache *cache, uint32_t *ret_hints) {
     msgpack_packer ids, owners;
     msgpack_sbuffer_clear(&s->sb);
     msgpack_sbuffer_clear(&s->ids);
     msgpack_sbuffer_clear(&s->owners);
+    msgpack_sbuffer_clear(&s->news);
     msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
     msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
     wire_state *states = NULL;
-    redisReply *sr = NULL;
-    int rc = 0;
-    if (p->hints != COMMIT_HINTS_OFF) {
-        states = calloc(pl->n_runs ? pl->n_runs : 1, sizeof *states);
-        rc = states ? read_states(s, pl, states, &sr) : -ENOMEM;
+    if (p->hints != COMMIT_HINTS_OFF && cache) {
+        if (!(states = calloc(pl->n_runs ? pl->n_runs : 1, sizeof *states)))
+            return -ENOMEM;
+        known_states(pl, cache, states);
     }
-    int hints = rc == 0 ? wire_pack_runs(&s->pk, &s->detail, &s->scratch, s->prefix, b, pl,
-                                         states, p)
-                        : 0;
-    if (rc == 0 && (hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0))
-        rc = -ENOMEM;
+    int hints = wire_pack_runs(&s->pk, &s->detail, &s->scratch, &s->news, s->prefix, b, pl,
+                               states, p);
+    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0 ? -ENOMEM : 0;
+    if (rc == 0 && states)
+        cache_sent(pl, states, &s->news, seq, cache);
     *ret_hints = hints > 0 ? (uint32_t)hints : 0;
-    if (sr)
-        freeReplyObject(sr);
     free(states);
     return rc;
 }
 
-static int commit_runs(store *s, const batch *b, const plan *pl, const commit_params *p,
-                       const char *commit_id, commit_result *ret) {
-    uint32_t hints = 0;
-    int rc = pack_runs_form(s, b, pl, p, &hints);
+/* Append the FCALL, then write out everything buffered. */
+static int send_call(store *s, int argc, const char **argv, const size_t *lens) {
+    int done = 0;
+    if (append(s, argc, argv, lens) < 0) {
+        drop_connection(s);
+        return -ENOMEM;
+    }
+    while (!done)
+        if (redisBufferWrite(s->c, &done) != REDIS_OK) {
+            log_error("redis: %s: %s", argv[1], s->c->errstr[0] ? s->c->errstr : "write failed");
+            drop_connection(s);
+            return -EIO;
+        }
+    return 0;
+}
+
+static int send_events_form(store *s, const batch *b, const commit_params *p,
+                            const char *commit_id, const char *after) {
+    msgpack_sbuffer_clear(&s->sb);
+    wire_pack_events(&s->pk, s->prefix, b, p);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id, after};
+    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id), strlen(after)};
+    return send_call(s, 6, argv, lens);
+}
+
+static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit_params *p,
+                          const char *commit_id, const char *after, state_cache *cache) {
+    int rc = pack_runs_form(s, b, &t->pl, p, t->seq, cache, &t->hints);
     if (rc < 0)
         return rc;
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
-                          s->ids.data, s->owners.data};
-    size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size};
-    rc = commit_call(s, 7, argv, lens, b->n_units, ret);
-    if (rc == 0)
-        ret->hints_sent = hints;
+                          s->ids.data, s->owners.data, after};
+    size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size,
+                     strlen(after)};
+    return send_call(s, 8, argv, lens);
+}
+
+int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,
+                      const char *after, bool events_form, state_cache *cache) {
+    if (!s->c)
+        return -EIO;
+    if (s->sent_n == SENT_MAX)
+        return -EBUSY;
+    sent_commit *t = &s->sent[(s->sent_head + s->sent_n) % SENT_MAX];
+    memset(t, 0, sizeof *t);
+    t->n_units = b->n_units, t->seq = s->sent_seq + 1;
+    int rc = 0;
+    if (s->prepared_for == b) { /* planned by store_commit_blind */
+        t->pl = s->prepared;
+        memset(&s->prepared, 0, sizeof s->prepared);
+    } else {
+        plan_free(&s->prepared);
+        rc = plan_build(&t->pl, b, p->bucket_ms);
+    }
+    s->prepared_for = NULL;
+    if (rc < 0)
+        return rc;
+    t->runs_form = !events_form && !t->pl.repeats;
+    after = after ? after : "";
+    if (t->runs_form) {
+        rc = send_runs_form(s, b, t, p, commit_id, after, cache);
+    } else {
+        /* It rewrites states and sends none back. */
+        if (cache)
+            state_cache_clear(cache);
+        rc = send_events_form(s, b, p, commit_id, after);
+    }
+    if (rc < 0 || !s->c) {
+        plan_free(&t->pl);
+        return rc < 0 ? rc : -EIO;
+    }
+    s->sent_n++, s->sent_seq++;
+    return 0;
+}
+
+int store_commit_blind(store *s, const batch *b, const commit_params *p, state_cache *cache,
+                       size_t *ret_runs) {
+    plan_free(&s->prepared);
+    s->prepared_for = NULL;
+    int rc = plan_build(&s->prepared, b, p->bucket_ms);
+    if (rc < 0)
+        return rc;
+    s->prepared_for = b;
+    *ret_runs = s->prepared.n_runs;
+    return (int)known_states(&s->prepared, cache, NULL);
+}
+
+size_t store_commits_sent(const store *s) { return s->sent_n; }
+
+int store_fd(const store *s) { return s->c ? s->c->fd : -1; }
+
+int store_commit_poll(store *s, bool readable) {
+    if (s->ready)
+        return 1;
+    if (!s->c)
+        return -EIO;
+    void *r = NULL;
+    if ((readable && redisBufferRead(s->c) != REDIS_OK) ||
+        redisGetReplyFromReader(s->c, &r) != REDIS_OK) {
+        log_error("redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        drop_connection(s);
+        return -EIO;
+    }
+    s->ready = r;
+    return r ? 1 : 0;
+}
+
+/* The reply of commit t: its result, or why there is none. */
+static int take_reply(store *s, redisReply *r, const sent_commit *t, state_cache *cache,
+                      commit_result *ret) {
+    const char *fn = t->runs_form ? "nousu_commit_runs" : "nousu_commit";
+    if (r->type == REDIS_REPLY_ERROR) {
+        log_error("redis: %s: %s", fn, r->str);
+        /* A script error means the library is missing or broken: reconnect
+         * reloads it. */
+        drop_connection(s);
+        return -EIO;
+    }
+    int rc = -EBADMSG;
+    if (r->type == REDIS_REPLY_STRING)
+        rc = parse_commit(r->str, r->len, t->n_units, t->runs_form ? t : NULL, cache, ret);
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 0 && t->runs_form)
+        rc = -EAGAIN;
+    else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
+        rc = -ESTALE;
+    if (rc == -EBADMSG || rc == -ENOMEM) {
+        log_error("redis: %s: unexpected reply", fn);
+        commit_result_clear(ret);
+    }
+    if (t->runs_form && rc == 0)
+        ret->hints_sent = t->hints;
     return rc;
 }
 
-int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
-                 commit_result *ret) {
+int store_commit_recv(store *s, state_cache *cache, commit_result *ret) {
     commit_result_clear(ret);
-    plan pl;
-    int rc = plan_build(&pl, b, p->bucket_ms);
-    if (rc < 0)
-        return rc;
-    rc = pl.repeats ? -EAGAIN : commit_runs(s, b, &pl, p, commit_id, ret);
-    plan_free(&pl);
-    if (rc == -EAGAIN)
-        rc = commit_events(s, b, p, commit_id, ret);
+    if (!s->sent_n)
+        return -EINVAL;
+    /* Taken off the queue first: a lost connection empties it. */
+    sent_commit t = s->sent[s->sent_head];
+    s->sent_head = (s->sent_head + 1) % SENT_MAX, s->sent_n--;
+    redisReply *r = s->ready;
+    s->ready = NULL;
+    if (!r)
+        r = read_reply(s);
+    int rc = r ? take_reply(s, r, &t, cache, ret) : -EIO;
+    if (r)
+        freeReplyObject(r);
+    plan_free(&t.pl);
     return rc;
 }
 

@@ -17,6 +17,7 @@
 
 #include "batch.h"
 #include "detect.h"
+#include "statecache.h"
 
 typedef struct store store;
 
@@ -137,11 +138,39 @@ int64_t store_intset_max(store *s);
 int store_deadletter(store *s, const char *reason, batch_source src, int64_t received_ms,
                      const void *raw, size_t raw_len);
 
-/* Commit every unit of b atomically. Fills ret (cleared first). commit_id
- * names the batch: a retry with the same id after a lost reply gets the
- * first reply and applies nothing twice. */
-int store_commit(store *s, const batch *b, const commit_params *p, const char *commit_id,
-                 commit_result *ret);
+/* A commit in two halves, so that the next one can be sent while Redis runs
+ * this one (committer.h). Commits are answered in the order sent.
+ *
+ * store_commit_send: send the commit of every unit of b, applied atomically,
+ * without waiting. commit_id names the batch: a retry with the same id after
+ * a lost reply gets the first reply and applies nothing twice. after: the id
+ * of the commit sent just before and not answered yet, or NULL; if that one
+ * is not applied, this one is not either. events_form: the event-by-event
+ * form, which answers requests committed before. Hints come from cache, and
+ * what they make goes to it (statecache.h); cache may be NULL. b must stay
+ * untouched until the reply is read. 0, -EBUSY (too many sent), -ENOMEM or
+ * -EIO (connection dropped: the commits sent are lost). */
+int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,
+                      const char *after, bool events_form, state_cache *cache);
+size_t store_commits_sent(const store *s);
+/* Plan b (for the store_commit_send of b that follows) and return how many
+ * of its runs could be hinted but for a commit still unanswered (blind, see
+ * statecache.h), or -ENOMEM; *ret_runs: its runs. */
+int store_commit_blind(store *s, const batch *b, const commit_params *p, state_cache *cache,
+                       size_t *ret_runs);
+
+/* The connection's socket, -1 without one. */
+int store_fd(const store *s);
+/* Read what the socket has (readable: poll said so, else only parse what
+ * was read before): 1 when the oldest commit's reply is here, 0 when not
+ * yet, -EIO when the connection was lost (and dropped). */
+int store_commit_poll(store *s, bool readable);
+/* The reply of the oldest commit sent (waits for it unless polled): fills
+ * ret (cleared first), the states it brings go to cache. 0; -EAGAIN: the
+ * runs form was declined, nothing applied, send the events form; -ESTALE:
+ * `after` was not applied, nor this one; -EIO: no reply (connection
+ * dropped); -EBADMSG. */
+int store_commit_recv(store *s, state_cache *cache, commit_result *ret);
 
 /* unique engagers over the recent window (a PFCOUNT union) for each creator. */
 int store_uniques(store *s, int64_t recent, creator_summary *const *creators, size_t n,

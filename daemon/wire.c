@@ -237,9 +237,26 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     return 0;
 }
 
+/* run[4] and run[5]: the hint, and whether the state after it is wanted. */
+static int pack_hint(msgpack_packer *pk, msgpack_sbuffer *scratch, msgpack_sbuffer *news,
+                     const plan *pl, const plan_run *run, wire_state *st, const commit_params *p) {
+    int rc = 0;
+    st->new_len = 0;
+    if (!st->ptr)
+        msgpack_pack_nil(pk);
+    else if ((rc = hint_pack(pk, scratch, st->ptr, st->len, pl, run, p)) == 1) {
+        st->new_off = news->size, st->new_len = scratch->size;
+        if (msgpack_sbuffer_write(news, scratch->data, scratch->size) != 0)
+            return -ENOMEM;
+    }
+    if (rc >= 0 && st->want)
+        msgpack_pack_true(pk);
+    return rc;
+}
+
 int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
-                   const char *prefix, const batch *b, const plan *pl, const wire_state *states,
-                   const commit_params *p) {
+                   msgpack_sbuffer *news, const char *prefix, const batch *b, const plan *pl,
+                   wire_state *states, const commit_params *p) {
     uint32_t *in_runs = calloc(b->n_units ? b->n_units : 1, sizeof *in_runs);
     if (!in_runs)
         return -ENOMEM;
@@ -265,21 +282,18 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer 
     for (size_t k = 0; k < pl->n_runs; k++) {
         const plan_run *run = &pl->runs[k];
         const plan_event *first = plan_run_event(pl, run, 0);
-        msgpack_pack_array(pk, 4);
+        msgpack_pack_array(pk, states && states[k].want ? 5 : 4);
         pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
         pack_event_of(pk, first);
         if (run->n == 1)
             msgpack_pack_nil(pk);
         else if (pack_rest(pk, detail, pl, run, p) < 0)
             return -ENOMEM;
-        if (!states || !states[k].ptr)
-            msgpack_pack_nil(pk);
-        else {
-            int rc = hint_pack(pk, scratch, states[k].ptr, states[k].len, pl, run, p);
-            if (rc < 0)
-                return -ENOMEM;
-            hints += rc;
-        }
+        int rc = states ? pack_hint(pk, scratch, news, pl, run, &states[k], p)
+                        : msgpack_pack_nil(pk);
+        if (rc < 0)
+            return -ENOMEM;
+        hints += rc;
     }
     return hints;
 }

@@ -22,19 +22,23 @@
 void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
                       const commit_params *p);
 
-/* A creator's state bytes as read from Redis before the commit, for the
- * hint of its run (hint.h); ptr NULL: none. */
+/* What the daemon knows of a run's creator (statecache.h), for its hint
+ * (hint.h), and what the hint left. */
 typedef struct wire_state {
-    const char *ptr;
+    const char *ptr; /* the state bytes before the commit; NULL: unknown */
     size_t len;
+    bool want;        /* ask for the state after the commit (run[5]) */
+    size_t new_off;   /* out: the hinted state after the run, in news */
+    size_t new_len;   /* out: 0 when the run was not hinted */
 } wire_state;
 
 /* ARGV[1] of nousu_commit_runs; detail and scratch are scratch space (the
- * per-event part of a run, a hinted state). states: one per run, or NULL
- * for no hints. Returns the number of runs hinted, or -ENOMEM. */
+ * per-event part of a run, a hinted state); the hinted states are appended
+ * to news. states: one per run, or NULL for no hints. Returns the number of
+ * runs hinted, or -ENOMEM. */
 int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
-                   const char *prefix, const batch *b, const plan *pl, const wire_state *states,
-                   const commit_params *p);
+                   msgpack_sbuffer *news, const char *prefix, const batch *b, const plan *pl,
+                   wire_state *states, const commit_params *p);
 
 /* ARGV[3] (into ids: [[id...], [place...]], sorted by place) and ARGV[4]
  * (into owners: [run...], the run of each id) of nousu_commit_runs.

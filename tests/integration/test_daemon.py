@@ -206,13 +206,14 @@ class Control(Case):
 
 
 class Overlap(Case):
-    """The loop reads the next batch while Redis works on the last commit
-    (the commit runs on the committer thread): a commit held up in Redis
-    neither stops intake nor the control endpoint."""
+    """The loop reads the next batches while Redis works on a commit, and
+    the committer sends the next commit behind it (two deep): a commit held
+    up in Redis stops neither intake nor the control endpoint, and the
+    commits land in order once Redis goes on."""
 
-    daemon_args = ("--redis_timeout_ms=30000",)
+    daemon_args = ("--redis_timeout_ms=30000", "--lateness_s=60")
 
-    def test_next_batch_is_read_while_a_commit_waits_in_redis(self):
+    def test_next_batches_are_read_and_sent_while_a_commit_waits_in_redis(self):
         t = now_ms() - 1000
         p = self.d.push()
         # writes wait in Redis (FCALL of a library without no-writes too)
@@ -223,21 +224,44 @@ class Overlap(Case):
             # frames are counted when their batch goes to the committer
             wait_for(lambda: self.d.stats()["frames"] == 1, what="batch A sent to Redis")
             p.send(pack([ev("ov:b", "share", t), ev("ov:b", "save", t)]))
-            st = wait_for(lambda: (lambda s: s["pending_events"] == 5 and s)(self.d.stats()),
-                          what="batch B read while A's commit waits")
-            # A is not committed yet: nothing accepted, B not sent
-            self.assertEqual((st["events_accepted"], st["commits"], st["frames"]), (0, 0, 1))
+            wait_for(lambda: self.d.stats()["frames"] == 2, what="batch B sent behind A")
+            p.send(pack([ev("ov:a", "comment", t, actor="a9")]))
+            st = wait_for(lambda: (lambda s: s["pending_events"] == 6 and s)(self.d.stats()),
+                          what="batch C read while A's commit waits")
+            # nothing committed yet; C is held, two commits being the most sent
+            self.assertEqual((st["events_accepted"], st["commits"], st["frames"]), (0, 0, 2))
             self.assertEqual(counts_in_redis(self.r, "ov:a")[1], 0)
             self.r.execute_command("CLIENT", "UNPAUSE")
             paused = False
-            self.d.wait_accepted(5)
+            self.d.wait_accepted(6)
         finally:
             if paused:
                 self.r.execute_command("CLIENT", "UNPAUSE")
         st = self.d.stats()
-        self.assertEqual((st["commits"], st["frames"], st["pending_events"]), (2, 2, 0))
-        self.assertEqual(counts_in_redis(self.r, "ov:a")[1], 3)
+        self.assertEqual((st["commits"], st["frames"], st["pending_events"]), (3, 3, 0))
+        self.assertEqual(counts_in_redis(self.r, "ov:a")[1:3], [3, 1])
         self.assertEqual(counts_in_redis(self.r, "ov:b")[3:5], [1, 1])
+
+    def test_commits_sent_behind_a_lost_one_are_retried_in_order(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        self.r.execute_command("CLIENT", "PAUSE", 30000, "WRITE")
+        try:
+            p.send(pack([ev("ord:x", "like", t, actor="a1")]))
+            wait_for(lambda: self.d.stats()["frames"] == 1, what="batch A sent to Redis")
+            # two minutes older than A's event: too old once A is in (lateness_s
+            # 60), accepted if B went first
+            p.send(pack([ev("ord:x", "share", t - 120000)]))
+            wait_for(lambda: self.d.stats()["frames"] == 2, what="batch B sent behind A")
+            # both commits are lost with the daemon's connections
+            self.r.execute_command("CLIENT", "KILL", "TYPE", "normal")
+        finally:
+            self.r.execute_command("CLIENT", "UNPAUSE")
+        st = wait_for(lambda: (lambda s: s["events_accepted"] + s["events_rejected"] == 2 and s)(
+            self.d.stats()), what="both batches committed again")
+        self.assertEqual((st["events_accepted"], st["events_rejected"], st["commits"]), (1, 1, 2))
+        self.assertEqual(counts_in_redis(self.r, "ord:x")[1:4], [1, 0, 0])
+        self.assertGreaterEqual(st["redis_errors"], 1)
 
 
 class DedupSizing(Case):

@@ -708,16 +708,17 @@ class Hints(unittest.TestCase):
         self.n = 0
         self.t = T0 + 10 * MIN
 
-    def send(self, prefix, evs, hint=None, verify=False):
+    def send(self, prefix, evs, hint=None, verify=False, want=False, after=None, cid=None):
         self.n += 1
         cfg = Runs.cfg(prefix, W0) + [verify]
         argv1, ids, owners, _ = runs_form(cfg, [Unit(None, evs)])
-        if hint is not None:
+        if hint is not None or want:
             req = msgpack.unpackb(argv1, raw=True, strict_map_key=False)
-            req[2][0].append(hint)
+            req[2][0] += [hint, True] if want else [hint]
             argv1 = pk(req)
-        return self.r.execute_command("FCALL", "nousu_commit_runs", 0, argv1, "h%d" % self.n,
-                                      ids, owners)
+        return self.r.execute_command("FCALL", "nousu_commit_runs", 0, argv1,
+                                      cid or "h%d" % self.n, ids, owners,
+                                      *([after] if after is not None else []))
 
     def state(self, prefix):
         return up(self.r.get(prefix + "{h}"))
@@ -788,6 +789,52 @@ class Hints(unittest.TestCase):
         self.assertEqual(self.state("b:"), self.state("a:"))
         with self.assertRaisesRegex(Exception, "hint for h differs: state.rE"):
             self.send("c:", evs, self.hint_for("c:", evs, wrong=True), verify=True)
+
+    # -- what the daemon's state cache relies on (statecache.h) --------------------
+
+    def test_wanted_states_come_back_unless_the_hint_was_taken(self):
+        self.base("a:", "b:")
+        evs = self.later()
+        # no hint: the state after the commit comes back, as Redis holds it
+        out = up(self.send("a:", evs, want=True))
+        self.assertEqual(out[4], [1, self.r.get("a:{h}")])
+        # a hint taken: the daemon knows the state already
+        more = [Ev("h", SAVE, self.t + 4000)]
+        out = up(self.send("b:", evs, self.hint_for("b:", evs), want=True))
+        self.assertEqual((out[3], out[4]), (1, []))
+        # a stale hint: taken the usual way, and the state comes back
+        hint = self.hint_for("b:", more, wrong=True)
+        self.send("b:", [Ev("h", VIEW, self.t + 3500)])
+        out = up(self.send("b:", more, hint, want=True))
+        self.assertEqual((out[3], out[4]), (0, [1, self.r.get("b:{h}")]))
+        # verify mode: every hinted run's state comes back (Redis packs it)
+        out = up(self.send("b:", more, self.hint_for("b:", more), verify=True, want=True))
+        self.assertEqual(out[4], [1, self.r.get("b:{h}")])
+        # not wanted: nothing
+        self.assertEqual(up(self.send("a:", more))[4], [])
+
+    def test_a_commit_after_one_not_applied_is_not_applied(self):
+        self.base("a:")
+        before = self.r.get("a:{h}")
+        evs = [Ev("h", SAVE, self.t + 500)]
+        # the commit it follows never reached Redis, or failed
+        self.assertEqual(self.send("a:", evs, after="inst:7", cid="inst:8"), 1)
+        self.assertEqual(self.r.get("a:{h}"), before)
+        self.assertIsNone(self.r.get("a:commit:inst:8"))
+        # once it is committed, the same commit goes through, once
+        self.assertIsInstance(self.send("a:", evs, cid="inst:7"), bytes)
+        self.assertIsInstance(self.send("a:", evs, after="inst:7", cid="inst:8"), bytes)
+        self.assertIsInstance(self.send("a:", evs, after="inst:7", cid="inst:8"), bytes)
+        self.assertEqual(self.state("a:")[b"r"][SAVE], 2)
+        # the events form checks it the same way (ARGV[3])
+        cfg = Runs.cfg("a:", W0) + [False]
+        argv = events_form(cfg, [Unit(None, evs)])
+        self.assertEqual(self.r.execute_command("FCALL", "nousu_commit", 0, argv, "inst:10",
+                                                "inst:9"), 1)
+        self.assertEqual(self.state("a:")[b"r"][SAVE], 2)
+        self.assertIsInstance(self.r.execute_command("FCALL", "nousu_commit", 0, argv, "inst:10",
+                                                     "inst:8"), bytes)
+        self.assertEqual(self.state("a:")[b"r"][SAVE], 3)
 
 
 if __name__ == "__main__":
