@@ -10,6 +10,9 @@
 # Environment: NOUSUD_ARGS  extra --key=value settings for nousud
 #              REDIS_ARGS   extra redis-server settings, e.g.
 #                           "--appendonly yes --appendfsync everysec"
+#              REDIS_WRAP   a command to run redis-server under, e.g.
+#                           "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
+#                           (instruction counts of a whole run; see bench/README.md)
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
 #
@@ -70,11 +73,11 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     port_in_use "$port" && continue
-    # shellcheck disable=SC2086 # REDIS_ARGS: extra settings, word-split on purpose
-    redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
+    # shellcheck disable=SC2086 # REDIS_WRAP, REDIS_ARGS: word-split on purpose
+    ${REDIS_WRAP:-} redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
         --daemonize no --logfile "$dir/redis.log" ${REDIS_ARGS:-} &
     redis_pid=$!
-    for ((i = 0; i < 100; i++)); do # 10 s
+    for ((i = 0; i < 300; i++)); do # 30 s (valgrind starts slowly)
         kill -0 "$redis_pid" 2>/dev/null || break
         redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null | grep -q PONG && break 2
         sleep 0.1

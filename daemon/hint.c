@@ -308,7 +308,9 @@ int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, s
         wire_pack_str(pk, state, len);
         wire_pack_str(pk, scratch->data, scratch->size);
         pack_actors(pk, pl, run);
-        pack_num(pk, s.H);
+        char h[24]; /* a string: it only goes into a key name, unconverted */
+        int hl = snprintf(h, sizeof h, "%lld", (long long)s.H);
+        wire_pack_str(pk, h, (size_t)hl);
         if (new_bucket)
             msgpack_pack_true(pk);
         else

@@ -17,7 +17,8 @@
 #include "plan.h"
 #include "store.h"
 
-/* Pack the hint of run (msgpack [old bytes, new bytes, [actor...], bucket,
+/* Pack the hint of run (msgpack [old bytes, new bytes, [actor...], bucket
+ * (decimal string),
  * new bucket?, niche or false, now]) from the creator's state bytes as read
  * from Redis, or nil when the run is not hot or the state is not one this
  * code knows. scratch holds the new state while it is built. Returns 1

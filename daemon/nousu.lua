@@ -836,10 +836,14 @@ end
 -- ARGV[3] = msgpack [[id...], [place...]], every event id of the commit,
 --   sorted by place (see Dedup);
 -- ARGV[4] = msgpack [run index...], the run of each of those ids;
--- ARGV[5] = the commit this one must follow, or '' (see predecessor_done)
+-- ARGV[5] = the commit this one must follow, or '' (see predecessor_done);
+-- ARGV[6] = the events of hinted runs (below)
 --   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
 --          with no request id and no rejection, just its number of events
---   run  = [creator, first event, REST or nil, hint or nil, want or nil]
+--   run  = [creator, first event, REST or nil, hint or nil, want or nil], or
+--          with a hint [creator, nil, nil, hint, want, offset, length]: the
+--          events are msgpack [first event, REST or nil] at that place in
+--          ARGV[6], unpacked only when the hint is not taken
 --          want: true when the daemon wants the creator's state after the
 --          commit, unless it takes the hint (it keeps states, statecache.h)
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
@@ -921,7 +925,8 @@ end
 -- old, no follower count, no rule that may start to hold, the creator its
 -- only run in the commit and on no leaderboard. It sends, as run[4],
 --   hint = { state bytes it started from, state bytes after, actors to
---            PFADD, their bucket h, true when that bucket is new,
+--            PFADD, their bucket h (a decimal string), true when that bucket
+--            is new,
 --            niche after or false, now after }
 -- If the state in Redis is still those bytes, the run is taken as the hint
 -- says: one GET, one SET, the PFADD. Otherwise (another writer came first,
@@ -930,8 +935,7 @@ end
 -- usual way and the result compared with the hint: tests run so.
 
 -- The state in Redis is hint[1] (the caller checked).
-local function take_hint(cfg, c, hint, niches)
-  local key = state_key(cfg.prefix, c)
+local function take_hint(cfg, key, hint, niches)
   redis.call('SET', key, hint[2], 'EX', cfg.ttl_str)
   if #hint[3] > 0 then
     local hk = key .. ':u:' .. hint[4]
@@ -969,7 +973,7 @@ local function verify_hints(cfg, list, creators)
     local h, new = e[2], cmsgpack.unpack(e[2][2])
     local d = differ(raw and cmsgpack.unpack(raw) or false, new, 'state')
     if d then error('nousu: hint for ' .. e[1] .. ' differs: ' .. d) end
-    if h[4] ~= new.H or h[5] ~= (cmsgpack.unpack(h[1]).cur == nil)
+    if tonumber(h[4]) ~= new.H or h[5] ~= (cmsgpack.unpack(h[1]).cur == nil)
         or h[6] ~= (new.niche or false) or h[7] ~= new.now then
       error('nousu: hint for ' .. e[1] .. ': bucket, new bucket, niche or now disagree with its state')
     end
@@ -998,11 +1002,15 @@ local function commit_runs(keys, args)
   local tally, creators, order, niches, verify, taken, took = {}, {}, {}, {}, {}, 0, {}
   for i, run in ipairs(runs) do
     local hint = not walk[i] and run[4]
-    local fresh = hint and redis.call('GET', state_key(cfg.prefix, run[1])) == hint[1]
+    local key = hint and state_key(cfg.prefix, run[1])
+    local fresh = hint and redis.call('GET', key) == hint[1]
     if fresh and not cfg.verify_hints then
-      take_hint(cfg, run[1], hint, niches)
+      take_hint(cfg, key, hint, niches)
       taken, took[i] = taken + 1, true
     else
+      if run[6] then
+        run[2], run[3] = unpack(cmsgpack.unpack(string.sub(args[6], run[6], run[6] + run[7] - 1)), 1, 2)
+      end
       take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
       if fresh then verify[#verify + 1] = { run[1], hint } end
     end

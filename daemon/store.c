@@ -43,7 +43,8 @@ struct store {
     msgpack_sbuffer sb;
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
-    msgpack_sbuffer detail, ids, owners, scratch, news;
+    msgpack_sbuffer ids, owners;
+    wire_bufs wb;
     /* commits sent and not yet answered, oldest first; ready: a reply
      * read ahead by store_commit_poll */
     sent_commit sent[SENT_MAX];
@@ -76,11 +77,9 @@ store *store_new(const store_opts *o) {
     }
     msgpack_sbuffer_init(&s->sb);
     msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
-    msgpack_sbuffer_init(&s->detail);
+    wire_bufs_init(&s->wb);
     msgpack_sbuffer_init(&s->ids);
     msgpack_sbuffer_init(&s->owners);
-    msgpack_sbuffer_init(&s->scratch);
-    msgpack_sbuffer_init(&s->news);
     return s;
 }
 
@@ -112,11 +111,9 @@ void store_destroy(store **sp) {
     free(s->password);
     free(s->prefix);
     msgpack_sbuffer_destroy(&s->sb);
-    msgpack_sbuffer_destroy(&s->detail);
+    wire_bufs_destroy(&s->wb);
     msgpack_sbuffer_destroy(&s->ids);
     msgpack_sbuffer_destroy(&s->owners);
-    msgpack_sbuffer_destroy(&s->scratch);
-    msgpack_sbuffer_destroy(&s->news);
     plan_free(&s->prepared);
     free(s);
     *sp = NULL;
@@ -593,7 +590,6 @@ static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit
     msgpack_sbuffer_clear(&s->sb);
     msgpack_sbuffer_clear(&s->ids);
     msgpack_sbuffer_clear(&s->owners);
-    msgpack_sbuffer_clear(&s->news);
     msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
     msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
     wire_state *states = NULL;
@@ -602,11 +598,11 @@ static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit
             return -ENOMEM;
         known_states(pl, cache, states);
     }
-    int hints = wire_pack_runs(&s->pk, &s->detail, &s->scratch, &s->news, s->prefix, b, pl,
+    int hints = wire_pack_runs(&s->pk, &s->wb, s->prefix, b, pl,
                                states, p);
     int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0 ? -ENOMEM : 0;
     if (rc == 0 && states)
-        cache_sent(pl, states, &s->news, seq, cache);
+        cache_sent(pl, states, &s->wb.news, seq, cache);
     *ret_hints = hints > 0 ? (uint32_t)hints : 0;
     free(states);
     return rc;
@@ -642,11 +638,12 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
     int rc = pack_runs_form(s, b, &t->pl, p, t->seq, cache, &t->hints);
     if (rc < 0)
         return rc;
+    const char *fallbacks = s->wb.fallbacks.data ? s->wb.fallbacks.data : "";
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
-                          s->ids.data, s->owners.data, after};
+                          s->ids.data, s->owners.data, after, fallbacks};
     size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size,
-                     strlen(after)};
-    return send_call(s, 8, argv, lens);
+                     strlen(after), s->wb.fallbacks.size};
+    return send_call(s, 9, argv, lens);
 }
 
 int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,

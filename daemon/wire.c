@@ -237,26 +237,106 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     return 0;
 }
 
-/* run[4] and run[5]: the hint, and whether the state after it is wanted. */
-static int pack_hint(msgpack_packer *pk, msgpack_sbuffer *scratch, msgpack_sbuffer *news,
-                     const plan *pl, const plan_run *run, wire_state *st, const commit_params *p) {
-    int rc = 0;
-    st->new_len = 0;
-    if (!st->ptr)
-        msgpack_pack_nil(pk);
-    else if ((rc = hint_pack(pk, scratch, st->ptr, st->len, pl, run, p)) == 1) {
-        st->new_off = news->size, st->new_len = scratch->size;
-        if (msgpack_sbuffer_write(news, scratch->data, scratch->size) != 0)
+void wire_bufs_init(wire_bufs *wb) {
+    msgpack_sbuffer_init(&wb->detail);
+    msgpack_sbuffer_init(&wb->state);
+    msgpack_sbuffer_init(&wb->hint);
+    msgpack_sbuffer_init(&wb->fallbacks);
+    msgpack_sbuffer_init(&wb->news);
+}
+
+void wire_bufs_destroy(wire_bufs *wb) {
+    msgpack_sbuffer_destroy(&wb->detail);
+    msgpack_sbuffer_destroy(&wb->state);
+    msgpack_sbuffer_destroy(&wb->hint);
+    msgpack_sbuffer_destroy(&wb->fallbacks);
+    msgpack_sbuffer_destroy(&wb->news);
+}
+
+/* run[2] and run[3]: the first event, and the rest or nil. */
+static int pack_events(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl,
+                       const plan_run *run, const commit_params *p) {
+    pack_event_of(pk, plan_run_event(pl, run, 0));
+    if (run->n == 1)
+        return msgpack_pack_nil(pk);
+    return pack_rest(pk, detail, pl, run, p);
+}
+
+/* The hint of run into wb->hint, its state after into wb->news: 1, or 0
+ * when the run is not hot, or -ENOMEM. */
+static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_state *st,
+                     const commit_params *p) {
+    msgpack_packer hp;
+    msgpack_sbuffer_clear(&wb->hint);
+    msgpack_packer_init(&hp, &wb->hint, msgpack_sbuffer_write);
+    int rc = hint_pack(&hp, &wb->state, st->ptr, st->len, pl, run, p);
+    if (rc == 1) {
+        st->new_off = wb->news.size, st->new_len = wb->state.size;
+        if (msgpack_sbuffer_write(&wb->news, wb->state.data, wb->state.size) != 0)
             return -ENOMEM;
     }
-    if (rc >= 0 && st->want)
-        msgpack_pack_true(pk);
     return rc;
 }
 
-int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
-                   msgpack_sbuffer *news, const char *prefix, const batch *b, const plan *pl,
-                   wire_state *states, const commit_params *p) {
+/* A hinted run: [creator, nil, nil, hint, want, offset, length], where
+ * offset (1-based) and length place in wb->fallbacks (ARGV[6]) the msgpack
+ * of its first event and rest, which the Function unpacks only when it does
+ * not take the hint: most of the unpacking Redis did was of events it then
+ * never looked at, and every string unpacked costs Lua an interning. */
+static int pack_hinted_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
+                           const plan_run *run, const wire_state *st, const commit_params *p) {
+    const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
+    msgpack_packer fp;
+    size_t off = wb->fallbacks.size;
+    msgpack_packer_init(&fp, &wb->fallbacks, msgpack_sbuffer_write);
+    msgpack_pack_array(&fp, 2);
+    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || !wb->hint.data ||
+        !wb->fallbacks.data)
+        return -ENOMEM;
+    msgpack_pack_array(pk, 7);
+    pack_str(pk, c->ptr, c->len);
+    msgpack_pack_nil(pk);
+    msgpack_pack_nil(pk);
+    pk->callback(pk->data, wb->hint.data, wb->hint.size); /* packed already */
+    if (st->want)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    msgpack_pack_uint64(pk, off + 1);
+    msgpack_pack_uint64(pk, wb->fallbacks.size - off);
+    return 0;
+}
+
+/* [creator, first event, rest or nil, nil (no hint), true (want) or absent] */
+static int pack_plain_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
+                          const plan_run *run, bool want, const commit_params *p) {
+    const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
+    msgpack_pack_array(pk, want ? 5 : 4);
+    pack_str(pk, c->ptr, c->len);
+    if (pack_events(pk, &wb->detail, pl, run, p) < 0)
+        return -ENOMEM;
+    msgpack_pack_nil(pk);
+    if (want)
+        msgpack_pack_true(pk);
+    return 0;
+}
+
+/* One run; returns 1 when hinted, 0 when not, -ENOMEM. */
+static int pack_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl, const plan_run *run,
+                    wire_state *st, const commit_params *p) {
+    int hinted = 0;
+    if (st) {
+        st->new_len = 0;
+        if (st->ptr && (hinted = make_hint(wb, pl, run, st, p)) < 0)
+            return -ENOMEM;
+    }
+    int rc = hinted ? pack_hinted_run(pk, wb, pl, run, st, p)
+                    : pack_plain_run(pk, wb, pl, run, st && st->want, p);
+    return rc < 0 ? rc : hinted;
+}
+
+int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
+                   const plan *pl, wire_state *states, const commit_params *p) {
     uint32_t *in_runs = calloc(b->n_units ? b->n_units : 1, sizeof *in_runs);
     if (!in_runs)
         return -ENOMEM;
@@ -277,20 +357,12 @@ int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer 
         msgpack_pack_uint32(pk, in_runs[u]);
     }
     free(in_runs);
+    msgpack_sbuffer_clear(&wb->news);
+    msgpack_sbuffer_clear(&wb->fallbacks);
     int hints = 0;
     msgpack_pack_array(pk, pl->n_runs);
     for (size_t k = 0; k < pl->n_runs; k++) {
-        const plan_run *run = &pl->runs[k];
-        const plan_event *first = plan_run_event(pl, run, 0);
-        msgpack_pack_array(pk, states && states[k].want ? 5 : 4);
-        pack_str(pk, first->ev->creator.ptr, first->ev->creator.len);
-        pack_event_of(pk, first);
-        if (run->n == 1)
-            msgpack_pack_nil(pk);
-        else if (pack_rest(pk, detail, pl, run, p) < 0)
-            return -ENOMEM;
-        int rc = states ? pack_hint(pk, scratch, news, pl, run, &states[k], p)
-                        : msgpack_pack_nil(pk);
+        int rc = pack_run(pk, wb, pl, &pl->runs[k], states ? &states[k] : NULL, p);
         if (rc < 0)
             return -ENOMEM;
         hints += rc;

@@ -28,17 +28,27 @@ typedef struct wire_state {
     const char *ptr; /* the state bytes before the commit; NULL: unknown */
     size_t len;
     bool want;        /* ask for the state after the commit (run[5]) */
-    size_t new_off;   /* out: the hinted state after the run, in news */
+    size_t new_off;   /* out: the hinted state after the run, in wb->news */
     size_t new_len;   /* out: 0 when the run was not hinted */
 } wire_state;
 
-/* ARGV[1] of nousu_commit_runs; detail and scratch are scratch space (the
- * per-event part of a run, a hinted state); the hinted states are appended
- * to news. states: one per run, or NULL for no hints. Returns the number of
- * runs hinted, or -ENOMEM. */
-int wire_pack_runs(msgpack_packer *pk, msgpack_sbuffer *detail, msgpack_sbuffer *scratch,
-                   msgpack_sbuffer *news, const char *prefix, const batch *b, const plan *pl,
-                   wire_state *states, const commit_params *p);
+/* Scratch space of wire_pack_runs, reused from commit to commit. */
+typedef struct wire_bufs {
+    msgpack_sbuffer detail;   /* the per-event part of a run */
+    msgpack_sbuffer state;    /* a hinted state, being built */
+    msgpack_sbuffer hint;     /* a run's hint */
+    msgpack_sbuffer fallbacks; /* out: hinted runs' events, for when not taken */
+    msgpack_sbuffer news;     /* out: the hinted states, one after another */
+} wire_bufs;
+
+void wire_bufs_init(wire_bufs *wb);
+void wire_bufs_destroy(wire_bufs *wb);
+
+/* ARGV[1] of nousu_commit_runs, and its ARGV[6] into wb->fallbacks. states:
+ * one per run, or NULL for no hints; the hinted states go to wb->news
+ * (wire_state.new_off). Returns the number of runs hinted, or -ENOMEM. */
+int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
+                   const plan *pl, wire_state *states, const commit_params *p);
 
 /* ARGV[3] (into ids: [[id...], [place...]], sorted by place) and ARGV[4]
  * (into owners: [run...], the run of each id) of nousu_commit_runs.
