@@ -929,14 +929,29 @@ end
 --            is new,
 --            niche after or false, now after }
 -- If the state in Redis is still those bytes, the run is taken as the hint
--- says: one GET, one SET, the PFADD. Otherwise (another writer came first,
+-- says: one SET ... GET, the PFADD. Otherwise (another writer came first,
 -- an id of the run was seen before) the run is taken the usual way, which
 -- stays the authority. With cfg.verify_hints every hinted run is taken the
 -- usual way and the result compared with the hint: tests run so.
 
--- The state in Redis is hint[1] (the caller checked).
+-- Writes hint[2] as the state if the state in Redis is hint[1]: one SET
+-- ... GET, which returns what it replaced. When that was not hint[1] (rare:
+-- another writer came first) the old state is put back, with the TTL a
+-- state write gives anyway, and false returned: the run is then taken the
+-- usual way, which writes the state again.
+local function swap_hint(cfg, key, hint)
+  local old = redis.call('SET', key, hint[2], 'EX', cfg.ttl_str, 'GET')
+  if old == hint[1] then return true end
+  if old then
+    redis.call('SET', key, old, 'EX', cfg.ttl_str)
+  else
+    redis.call('DEL', key)
+  end
+  return false
+end
+
+-- The state in Redis is hint[2] now (swap_hint).
 local function take_hint(cfg, key, hint, niches)
-  redis.call('SET', key, hint[2], 'EX', cfg.ttl_str)
   if #hint[3] > 0 then
     local hk = key .. ':u:' .. hint[4]
     pfadd(hk, hint[3])
@@ -1003,7 +1018,12 @@ local function commit_runs(keys, args)
   for i, run in ipairs(runs) do
     local hint = not walk[i] and run[4]
     local key = hint and state_key(cfg.prefix, run[1])
-    local fresh = hint and redis.call('GET', key) == hint[1]
+    local fresh
+    if cfg.verify_hints then
+      fresh = hint and redis.call('GET', key) == hint[1]
+    else
+      fresh = hint and swap_hint(cfg, key, hint)
+    end
     if fresh and not cfg.verify_hints then
       take_hint(cfg, key, hint, niches)
       taken, took[i] = taken + 1, true

@@ -780,6 +780,16 @@ class Hints(unittest.TestCase):
         self.send("a:", evs)
         self.send("b:", evs, hint)
         self.assertEqual(self.state("b:"), self.state("a:"))
+        self.assertGreater(self.r.ttl("b:{h}"), 0)  # put back with a state's TTL
+
+    def test_hint_for_a_state_gone_is_taken_the_usual_way(self):
+        self.base("b:")
+        evs = self.later()
+        hint = self.hint_for("b:", evs, wrong=True)
+        self.r.delete("b:{h}")  # expired, or removed by an operator
+        self.send("a:", evs)
+        self.send("b:", evs, hint)
+        self.assertEqual(self.state("b:"), self.state("a:"))
 
     def test_verify_passes_a_right_hint_and_fails_a_wrong_one(self):
         self.base("a:", "b:", "c:")
