@@ -15,6 +15,7 @@
 #                           (instruction counts of a whole run; see bench/README.md)
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
+#              SLOWLOG=N    print the N slowest commit FCALLs (from SLOWLOG)
 #
 # Starts redis-server on a free 127.0.0.1 port in a mktemp dir (no
 # persistence) and nousud with ipc:// endpoints in the same dir, runs the
@@ -100,6 +101,10 @@ for ((i = 0; i < 100; i++)); do # 10 s for the control socket to appear
     sleep 0.1
 done
 
+if [[ ${SLOWLOG:-0} -gt 0 ]]; then
+    redis-cli -h 127.0.0.1 -p "$port" config set slowlog-log-slower-than 5000 >/dev/null
+    redis-cli -h 127.0.0.1 -p "$port" config set slowlog-max-len 10000 >/dev/null
+fi
 echo "run.sh: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (pid $redis_pid), nousud pid $nousud_pid, dir $dir"
 rc=0
 "$bench" --redis-port="$port" --daemon-pid="$nousud_pid" \
@@ -113,6 +118,14 @@ if [[ ${STATS:-0} == 1 ]]; then
     redis-cli -h 127.0.0.1 -p "$port" info commandstats | tr -d '\r' |
         sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\),usec=\([0-9]*\),usec_per_call=\([0-9.]*\).*/\3 \1 \2 \4/p' |
         sort -rn | head -n 15 | awk '{printf "  %-22s %10d calls %10.0f ms %8.2f us/call\n", $2, $3, $1 / 1000, $4}'
+fi
+
+# The slowest commits (FCALLs over 5 ms): where a run's Redis time went.
+if [[ ${SLOWLOG:-0} -gt 0 ]]; then
+    echo "slowest commit FCALLs (ms, function), of $(redis-cli -h 127.0.0.1 -p "$port" slowlog len) over 5 ms:"
+    redis-cli -h 127.0.0.1 -p "$port" slowlog get 10000 | tr -d '\r' |
+        awk '$0 == "FCALL" && prev ~ /^[0-9]+$/ { getline fn; print prev / 1000, fn } { prev = $0 }' |
+        sort -rn | head -n "$SLOWLOG" | awk '{printf "  %8.1f ms %s\n", $1, $2}'
 fi
 
 # What the daemon said about the load: warnings and errors, counted.

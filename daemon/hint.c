@@ -266,18 +266,41 @@ static void pack_state(msgpack_packer *pk, const msgpack_object *map, const hsta
     }
 }
 
-static void pack_actors(msgpack_packer *pk, const plan *pl, const plan_run *run) {
+/* The number of actors, then each: their count is the run's last element. */
+static uint32_t pack_actors(msgpack_packer *pk, const plan *pl, const plan_run *run) {
     uint32_t n = 0;
     for (size_t k = 0; k < run->n; k++) {
         const event *e = plan_run_event(pl, run, k)->ev;
         n += event_has_engager(e);
     }
-    msgpack_pack_array(pk, n);
+    msgpack_pack_uint32(pk, n);
     for (size_t k = 0; k < run->n; k++) {
         const event *e = plan_run_event(pl, run, k)->ev;
         if (event_has_engager(e))
             wire_pack_str(pk, event_actor(e), e->actor.len);
     }
+    return n;
+}
+
+/* The hint's objects (hint.h); returns how many. */
+static int pack_hint(msgpack_packer *pk, const char *state, size_t len,
+                     const msgpack_sbuffer *new_state, const hstate *s, bool new_bucket,
+                     const plan *pl, const plan_run *run) {
+    wire_pack_str(pk, state, len);
+    wire_pack_str(pk, new_state->data, new_state->size);
+    char h[24]; /* a string: it only goes into a key name, unconverted */
+    int hl = snprintf(h, sizeof h, "%lld", (long long)s->H);
+    wire_pack_str(pk, h, (size_t)hl);
+    if (new_bucket)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
+    if (s->niche)
+        wire_pack_str(pk, s->niche, s->niche_len);
+    else
+        msgpack_pack_false(pk);
+    pack_num(pk, s->now);
+    return HINT_FIXED + (int)pack_actors(pk, pl, run);
 }
 
 int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, size_t len,
@@ -303,26 +326,8 @@ int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, s
         pack_state(&sp, &up.data, &s, new_bucket, !had_niche && s.niche);
         rc = scratch->data ? 1 : -ENOMEM;
     }
-    if (rc == 1) {
-        msgpack_pack_array(pk, 7);
-        wire_pack_str(pk, state, len);
-        wire_pack_str(pk, scratch->data, scratch->size);
-        pack_actors(pk, pl, run);
-        char h[24]; /* a string: it only goes into a key name, unconverted */
-        int hl = snprintf(h, sizeof h, "%lld", (long long)s.H);
-        wire_pack_str(pk, h, (size_t)hl);
-        if (new_bucket)
-            msgpack_pack_true(pk);
-        else
-            msgpack_pack_false(pk);
-        if (s.niche)
-            wire_pack_str(pk, s.niche, s.niche_len);
-        else
-            msgpack_pack_false(pk);
-        pack_num(pk, s.now);
-    } else if (rc == 0) {
-        msgpack_pack_nil(pk);
-    }
+    if (rc == 1)
+        rc = pack_hint(pk, state, len, scratch, &s, new_bucket, pl, run);
     msgpack_unpacked_destroy(&up);
     return rc;
 }

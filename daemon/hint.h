@@ -17,12 +17,17 @@
 #include "plan.h"
 #include "store.h"
 
-/* Pack the hint of run (msgpack [old bytes, new bytes, [actor...], bucket
- * (decimal string),
- * new bucket?, niche or false, now]) from the creator's state bytes as read
- * from Redis, or nil when the run is not hot or the state is not one this
- * code knows. scratch holds the new state while it is built. Returns 1
- * (hint), 0 (nil) or -ENOMEM. */
+/* The objects of a hint before its actors (see hint_pack). */
+#define HINT_FIXED 7
+
+/* Pack the hint of run, from the creator's state bytes as read from Redis:
+ * a sequence of msgpack objects, not an array (wire.c lays hints out flat,
+ * one after another, so that Redis makes no table per hint):
+ *   old bytes, new bytes, bucket (decimal string), new bucket?, niche or
+ *   false, now, the number of actors n, then the n actors to PFADD.
+ * Nothing is packed when the run is not hot or the state is not one this
+ * code knows. scratch holds the new state while it is built. Returns the
+ * number of objects packed (HINT_FIXED + n), 0 (none) or -ENOMEM. */
 int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p);
 

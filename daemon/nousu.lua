@@ -837,13 +837,13 @@ end
 --   sorted by place (see Dedup);
 -- ARGV[4] = msgpack [run index...], the run of each of those ids;
 -- ARGV[5] = the commit this one must follow, or '' (see predecessor_done);
--- ARGV[6] = the events of hinted runs (below)
+-- ARGV[6] = the events of hinted runs, ARGV[7] = the hinted runs (below)
 --   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
 --          with no request id and no rejection, just its number of events
---   run  = [creator, first event, REST or nil, hint or nil, want or nil], or
---          with a hint [creator, nil, nil, hint, want, offset, length]: the
---          events are msgpack [first event, REST or nil] at that place in
---          ARGV[6], unpacked only when the hint is not taken
+--   run  = [creator, first event, REST or nil, nil, want or nil], or for a
+--          run with a hint its place in ARGV[7] (see Hints): its events are
+--          msgpack [first event, REST or nil] at a place in ARGV[6],
+--          unpacked only when the hint is not taken
 --          want: true when the daemon wants the creator's state after the
 --          commit, unless it takes the hint (it keeps states, statecache.h)
 --   event = as in nousu_commit, creator nil, + [12] = its unit (1-based)
@@ -923,25 +923,29 @@ end
 -- Hints. The daemon computes the state after a run itself when the run is
 -- "hot" (hint.c): all its events in the creator's current bucket, none too
 -- old, no follower count, no rule that may start to hold, the creator its
--- only run in the commit and on no leaderboard. It sends, as run[4],
---   hint = { state bytes it started from, state bytes after, actors to
---            PFADD, their bucket h (a decimal string), true when that bucket
---            is new,
---            niche after or false, now after }
--- If the state in Redis is still those bytes, the run is taken as the hint
--- says: one SET ... GET, the PFADD. Otherwise (another writer came first,
--- an id of the run was seen before) the run is taken the usual way, which
--- stays the authority. With cfg.verify_hints every hinted run is taken the
--- usual way and the result compared with the hint: tests run so.
+-- only run in the commit and on no leaderboard. Such a run is, in runs, only
+-- a number p: its place in ARGV[7], a flat array where from p on follow
+--   creator, want, offset and length of its events in ARGV[6], then its
+--   hint: state bytes it started from, state bytes after, the bucket h of
+--   the actors (a decimal string), true when that bucket is new, niche
+--   after or false, now after, the number n of actors, the n actors.
+-- Flat, because each table Lua unpacks costs Redis more than the strings in
+-- it. If the state in Redis is still those bytes, the run is taken as the
+-- hint says: one SET ... GET, the PFADD. Otherwise (another writer came
+-- first, an id of the run was seen before) the run is taken the usual way,
+-- which stays the authority. With cfg.verify_hints every hinted run is taken
+-- the usual way and the result compared with the hint: tests run so.
+local H_WANT, H_OFF, H_LEN, H_OLD, H_NEW, H_BUCKET, H_NEWB, H_NICHE, H_NOW, H_N =
+  1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 
--- Writes hint[2] as the state if the state in Redis is hint[1]: one SET
--- ... GET, which returns what it replaced. When that was not hint[1] (rare:
--- another writer came first) the old state is put back, with the TTL a
--- state write gives anyway, and false returned: the run is then taken the
--- usual way, which writes the state again.
-local function swap_hint(cfg, key, hint)
-  local old = redis.call('SET', key, hint[2], 'EX', cfg.ttl_str, 'GET')
-  if old == hint[1] then return true end
+-- Writes the hint's new state if the state in Redis is its old one: one SET
+-- ... GET, which returns what it replaced. When that was not the old state
+-- (rare: another writer came first) it is put back, with the TTL a state
+-- write gives anyway, and false returned: the run is then taken the usual
+-- way, which writes the state again.
+local function swap_hint(cfg, key, flat, p)
+  local old = redis.call('SET', key, flat[p + H_NEW], 'EX', cfg.ttl_str, 'GET')
+  if old == flat[p + H_OLD] then return true end
   if old then
     redis.call('SET', key, old, 'EX', cfg.ttl_str)
   else
@@ -950,15 +954,31 @@ local function swap_hint(cfg, key, hint)
   return false
 end
 
--- The state in Redis is hint[2] now (swap_hint).
-local function take_hint(cfg, key, hint, niches)
-  if #hint[3] > 0 then
-    local hk = key .. ':u:' .. hint[4]
-    pfadd(hk, hint[3])
-    if hint[5] then redis.call('EXPIRE', hk, cfg.ttl_str) end
+-- The state in Redis is the hint's new one now (swap_hint).
+local function take_hint(cfg, key, flat, p, niches)
+  local n = flat[p + H_N]
+  if n > 0 then
+    local hk = key .. ':u:' .. flat[p + H_BUCKET]
+    for i = p + H_N + 1, p + H_N + n, 1000 do
+      redis.call('PFADD', hk, unpack(flat, i, math.min(i + 999, p + H_N + n)))
+    end
+    if flat[p + H_NEWB] then redis.call('EXPIRE', hk, cfg.ttl_str) end
   end
-  local niche = hint[6]
-  if niche and (niches[niche] or 0) < hint[7] then niches[niche] = hint[7] end
+  local niche, now = flat[p + H_NICHE], flat[p + H_NOW]
+  if niche and (niches[niche] or 0) < now then niches[niche] = now end
+end
+
+-- A hinted run as a run taken the usual way: its events from ARGV[6].
+local function hinted_run(flat, p, fallbacks)
+  local off = flat[p + H_OFF]
+  local evs = cmsgpack.unpack(string.sub(fallbacks, off, off + flat[p + H_LEN] - 1))
+  return { flat[p], evs[1], evs[2], nil, flat[p + H_WANT] }
+end
+
+-- The hint at p as verify_hints reads it.
+local function hint_at(flat, p)
+  return { flat[p + H_OLD], flat[p + H_NEW], nil, flat[p + H_BUCKET], flat[p + H_NEWB],
+           flat[p + H_NICHE], flat[p + H_NOW] }
 end
 
 -- The first difference between two decoded values, as a path, or nil.
@@ -1014,25 +1034,29 @@ local function commit_runs(keys, args)
   local ids, places = idlist[1], idlist[2]
   dedup:prefetch(ids, places)
   local walk = runs_to_walk(dedup, ids, args[4])
-  local tally, creators, order, niches, verify, taken, took = {}, {}, {}, {}, {}, 0, {}
+  local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
+  local flat = args[7] and cmsgpack.unpack(args[7])
   for i, run in ipairs(runs) do
-    local hint = not walk[i] and run[4]
-    local key = hint and state_key(cfg.prefix, run[1])
+    local p = type(run) == 'number' and run
+    local key = p and not walk[i] and state_key(cfg.prefix, flat[p])
     local fresh
-    if cfg.verify_hints then
-      fresh = hint and redis.call('GET', key) == hint[1]
+    if not key then
+      fresh = false
+    elseif cfg.verify_hints then
+      fresh = redis.call('GET', key) == flat[p + H_OLD]
     else
-      fresh = hint and swap_hint(cfg, key, hint)
+      fresh = swap_hint(cfg, key, flat, p)
     end
     if fresh and not cfg.verify_hints then
-      take_hint(cfg, key, hint, niches)
-      taken, took[i] = taken + 1, true
+      take_hint(cfg, key, flat, p, niches)
+      taken = taken + 1
     else
-      if run[6] then
-        run[2], run[3] = unpack(cmsgpack.unpack(string.sub(args[6], run[6], run[6] + run[7] - 1)), 1, 2)
+      if p then
+        run = hinted_run(flat, p, args[6])
+        runs[i] = run
       end
       take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
-      if fresh then verify[#verify + 1] = { run[1], hint } end
+      if fresh then verify[#verify + 1] = { run[1], hint_at(flat, p) } end
     end
   end
   local out = {}
@@ -1057,7 +1081,7 @@ local function commit_runs(keys, args)
   dedup:flush_runs(ids, places)
   local states = {}
   for i, run in ipairs(runs) do
-    if run[5] and not took[i] then
+    if type(run) == 'table' and run[5] then -- a hint taken stays a number
       states[#states + 1] = i
       states[#states + 1] = creators[run[1]].packed
     end

@@ -640,10 +640,10 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
         return rc;
     const char *fallbacks = s->wb.fallbacks.data ? s->wb.fallbacks.data : "";
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
-                          s->ids.data, s->owners.data, after, fallbacks};
-    size_t lens[] = {5, 17, 1, s->sb.size, strlen(commit_id), s->ids.size, s->owners.size,
-                     strlen(after), s->wb.fallbacks.size};
-    return send_call(s, 9, argv, lens);
+                          s->ids.data, s->owners.data, after, fallbacks, s->wb.hints.data};
+    size_t lens[] = {5,          17,          1, s->sb.size, strlen(commit_id), s->ids.size,
+                     s->owners.size, strlen(after), s->wb.fallbacks.size, s->wb.hints.size};
+    return send_call(s, 10, argv, lens);
 }
 
 int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,

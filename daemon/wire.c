@@ -241,6 +241,8 @@ void wire_bufs_init(wire_bufs *wb) {
     msgpack_sbuffer_init(&wb->detail);
     msgpack_sbuffer_init(&wb->state);
     msgpack_sbuffer_init(&wb->hint);
+    msgpack_sbuffer_init(&wb->hints);
+    wb->n_hint_objects = 0;
     msgpack_sbuffer_init(&wb->fallbacks);
     msgpack_sbuffer_init(&wb->news);
 }
@@ -249,6 +251,7 @@ void wire_bufs_destroy(wire_bufs *wb) {
     msgpack_sbuffer_destroy(&wb->detail);
     msgpack_sbuffer_destroy(&wb->state);
     msgpack_sbuffer_destroy(&wb->hint);
+    msgpack_sbuffer_destroy(&wb->hints);
     msgpack_sbuffer_destroy(&wb->fallbacks);
     msgpack_sbuffer_destroy(&wb->news);
 }
@@ -262,15 +265,17 @@ static int pack_events(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *
     return pack_rest(pk, detail, pl, run, p);
 }
 
-/* The hint of run into wb->hint, its state after into wb->news: 1, or 0
- * when the run is not hot, or -ENOMEM. */
+/* The hint of run into wb->hint, its state after into wb->news: the number
+ * of objects of the hint (hint.h), or 0 when the run is not hot, or -ENOMEM. */
 static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_state *st,
                      const commit_params *p) {
     msgpack_packer hp;
     msgpack_sbuffer_clear(&wb->hint);
     msgpack_packer_init(&hp, &wb->hint, msgpack_sbuffer_write);
     int rc = hint_pack(&hp, &wb->state, st->ptr, st->len, pl, run, p);
-    if (rc == 1) {
+    if (rc > 0) {
+        if (!wb->hint.data)
+            return -ENOMEM;
         st->new_off = wb->news.size, st->new_len = wb->state.size;
         if (msgpack_sbuffer_write(&wb->news, wb->state.data, wb->state.size) != 0)
             return -ENOMEM;
@@ -278,33 +283,56 @@ static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_st
     return rc;
 }
 
-/* A hinted run: [creator, nil, nil, hint, want, offset, length], where
- * offset (1-based) and length place in wb->fallbacks (ARGV[6]) the msgpack
- * of its first event and rest, which the Function unpacks only when it does
- * not take the hint: most of the unpacking Redis did was of events it then
- * never looked at, and every string unpacked costs Lua an interning. */
+/* ARGV[7], the hints laid out flat: an array32 whose count is filled in at
+ * the end (wire_hints_end), when it is known. */
+#define HINTS_HEAD 5
+
+static void wire_hints_begin(wire_bufs *wb) {
+    static const char head[HINTS_HEAD] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_clear(&wb->hints);
+    msgpack_sbuffer_write(&wb->hints, head, sizeof head);
+    wb->n_hint_objects = 0;
+}
+
+static int wire_hints_end(wire_bufs *wb) {
+    if (!wb->hints.data)
+        return -ENOMEM;
+    uint32_t n = wb->n_hint_objects;
+    unsigned char *c = (unsigned char *)wb->hints.data + 1;
+    c[0] = (unsigned char)(n >> 24), c[1] = (unsigned char)(n >> 16);
+    c[2] = (unsigned char)(n >> 8), c[3] = (unsigned char)n;
+    return 0;
+}
+
+/* A hinted run. In runs, only p: its place (1-based) among the objects of
+ * ARGV[7], where [creator, want, offset, length] and its hint's objects
+ * follow one after another. Offset (1-based) and length place in
+ * wb->fallbacks (ARGV[6]) the msgpack of its first event and rest, which
+ * the Function unpacks only when it does not take the hint. Both because
+ * every table and every string Lua unpacks costs Redis time: most of what
+ * it unpacked of hinted runs, it never looked at. */
 static int pack_hinted_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
-                           const plan_run *run, const wire_state *st, const commit_params *p) {
+                           const plan_run *run, const wire_state *st, const commit_params *p,
+                           int n_objects) {
     const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
-    msgpack_packer fp;
+    msgpack_packer fp, hp;
     size_t off = wb->fallbacks.size;
     msgpack_packer_init(&fp, &wb->fallbacks, msgpack_sbuffer_write);
     msgpack_pack_array(&fp, 2);
-    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || !wb->hint.data ||
-        !wb->fallbacks.data)
+    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || !wb->fallbacks.data)
         return -ENOMEM;
-    msgpack_pack_array(pk, 7);
-    pack_str(pk, c->ptr, c->len);
-    msgpack_pack_nil(pk);
-    msgpack_pack_nil(pk);
-    pk->callback(pk->data, wb->hint.data, wb->hint.size); /* packed already */
+    msgpack_pack_uint32(pk, wb->n_hint_objects + 1);
+    msgpack_packer_init(&hp, &wb->hints, msgpack_sbuffer_write);
+    pack_str(&hp, c->ptr, c->len);
     if (st->want)
-        msgpack_pack_true(pk);
+        msgpack_pack_true(&hp);
     else
-        msgpack_pack_false(pk);
-    msgpack_pack_uint64(pk, off + 1);
-    msgpack_pack_uint64(pk, wb->fallbacks.size - off);
-    return 0;
+        msgpack_pack_false(&hp);
+    msgpack_pack_uint64(&hp, off + 1);
+    msgpack_pack_uint64(&hp, wb->fallbacks.size - off);
+    msgpack_sbuffer_write(&wb->hints, wb->hint.data, wb->hint.size); /* packed already */
+    wb->n_hint_objects += 4 + (uint32_t)n_objects;
+    return wb->hints.data ? 0 : -ENOMEM;
 }
 
 /* [creator, first event, rest or nil, nil (no hint), true (want) or absent] */
@@ -324,15 +352,15 @@ static int pack_plain_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
 /* One run; returns 1 when hinted, 0 when not, -ENOMEM. */
 static int pack_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl, const plan_run *run,
                     wire_state *st, const commit_params *p) {
-    int hinted = 0;
+    int n_objects = 0;
     if (st) {
         st->new_len = 0;
-        if (st->ptr && (hinted = make_hint(wb, pl, run, st, p)) < 0)
+        if (st->ptr && (n_objects = make_hint(wb, pl, run, st, p)) < 0)
             return -ENOMEM;
     }
-    int rc = hinted ? pack_hinted_run(pk, wb, pl, run, st, p)
-                    : pack_plain_run(pk, wb, pl, run, st && st->want, p);
-    return rc < 0 ? rc : hinted;
+    int rc = n_objects ? pack_hinted_run(pk, wb, pl, run, st, p, n_objects)
+                       : pack_plain_run(pk, wb, pl, run, st && st->want, p);
+    return rc < 0 ? rc : n_objects > 0;
 }
 
 int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
@@ -359,6 +387,7 @@ int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const 
     free(in_runs);
     msgpack_sbuffer_clear(&wb->news);
     msgpack_sbuffer_clear(&wb->fallbacks);
+    wire_hints_begin(wb);
     int hints = 0;
     msgpack_pack_array(pk, pl->n_runs);
     for (size_t k = 0; k < pl->n_runs; k++) {
@@ -367,7 +396,7 @@ int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const 
             return -ENOMEM;
         hints += rc;
     }
-    return hints;
+    return wire_hints_end(wb) < 0 ? -ENOMEM : hints;
 }
 
 /* ---- the ids of the runs form, by place ------------------------------------ */

@@ -37,6 +37,8 @@ typedef struct wire_bufs {
     msgpack_sbuffer detail;   /* the per-event part of a run */
     msgpack_sbuffer state;    /* a hinted state, being built */
     msgpack_sbuffer hint;     /* a run's hint */
+    msgpack_sbuffer hints;    /* out: the hinted runs, flat (ARGV[7]) */
+    uint32_t n_hint_objects;  /* in hints so far */
     msgpack_sbuffer fallbacks; /* out: hinted runs' events, for when not taken */
     msgpack_sbuffer news;     /* out: the hinted states, one after another */
 } wire_bufs;
@@ -44,7 +46,8 @@ typedef struct wire_bufs {
 void wire_bufs_init(wire_bufs *wb);
 void wire_bufs_destroy(wire_bufs *wb);
 
-/* ARGV[1] of nousu_commit_runs, and its ARGV[6] into wb->fallbacks. states:
+/* ARGV[1] of nousu_commit_runs, its ARGV[6] into wb->fallbacks and its
+ * ARGV[7] into wb->hints. states:
  * one per run, or NULL for no hints; the hinted states go to wb->news
  * (wire_state.new_off). Returns the number of runs hinted, or -ENOMEM. */
 int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,

@@ -41,18 +41,27 @@ static commit_params params(void) {
     return p;
 }
 
-/* A hint is [old, new, actors, h, new bucket, niche, now]; new is a map. */
-static void check_hint(const char *buf, size_t len) {
+/* A hint is n objects (hint.h): old, new, h, new bucket, niche, now, the
+ * number of actors, the actors; new is a map. */
+static void check_hint(const char *buf, size_t len, int n) {
     msgpack_unpacked up, st;
     msgpack_unpacked_init(&up);
     msgpack_unpacked_init(&st);
-    if (msgpack_unpack_next(&up, buf, len, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        up.data.type != MSGPACK_OBJECT_ARRAY || up.data.via.array.size != 7)
-        abort();
-    const msgpack_object *n = &up.data.via.array.ptr[1];
-    if (n->type != MSGPACK_OBJECT_STR ||
-        msgpack_unpack_next(&st, n->via.str.ptr, n->via.str.size, NULL) != MSGPACK_UNPACK_SUCCESS ||
-        st.data.type != MSGPACK_OBJECT_MAP)
+    size_t off = 0;
+    for (int i = 0; i < n; i++) {
+        if (msgpack_unpack_next(&up, buf, len, &off) != MSGPACK_UNPACK_SUCCESS)
+            abort();
+        const msgpack_object *o = &up.data;
+        if (i == 1 && (o->type != MSGPACK_OBJECT_STR ||
+                       msgpack_unpack_next(&st, o->via.str.ptr, o->via.str.size, NULL) !=
+                           MSGPACK_UNPACK_SUCCESS ||
+                       st.data.type != MSGPACK_OBJECT_MAP))
+            abort();
+        if (i == HINT_FIXED - 1 && (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+                                    o->via.u64 != (uint64_t)(n - HINT_FIXED)))
+            abort();
+    }
+    if (off != len)
         abort();
     msgpack_unpacked_destroy(&st);
     msgpack_unpacked_destroy(&up);
@@ -76,10 +85,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     int rc = hint_pack(&pk, &scratch, (const char *)data, size, &pl, &pl.runs[0], &p);
-    if (rc < 0 || rc > 1)
+    if (rc < 0 || (rc > 0 && rc < HINT_FIXED) || rc > HINT_FIXED + 3)
         abort();
-    if (rc == 1)
-        check_hint(out.data, out.size);
+    if (rc > 0)
+        check_hint(out.data, out.size, rc);
     msgpack_sbuffer_destroy(&out);
     msgpack_sbuffer_destroy(&scratch);
     plan_free(&pl);

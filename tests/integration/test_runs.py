@@ -274,6 +274,17 @@ def zipf_picker(rng, n, s=1.1, name="z%d"):
     return lambda: name % bisect.bisect(cum, rng.random() * total)
 
 
+def hinted(run, hint, want):
+    """A run of the runs form as the daemon sends it with a hint (wire.c):
+    its place in ARGV[7], ARGV[6] (its events) and ARGV[7] (flat: creator,
+    want, offset, length, then the hint's objects, its actors last)."""
+    fallbacks = pk([run[1], run[2]])
+    old, new, actors, h, new_bucket, niche, now = hint
+    flat = [run[0], bool(want), 1, len(fallbacks), old, new, str(h), new_bucket, niche, now,
+            len(actors)] + actors
+    return 1, fallbacks, pk(flat)
+
+
 class Runs(unittest.TestCase):
     def setUp(self):
         self.redis = redis_with_library(self, LUA, "nousu-runs-")
@@ -712,13 +723,17 @@ class Hints(unittest.TestCase):
         self.n += 1
         cfg = Runs.cfg(prefix, W0) + [verify]
         argv1, ids, owners, _ = runs_form(cfg, [Unit(None, evs)])
+        more = [after if after is not None else ""] if after is not None or hint else []
         if hint is not None or want:
             req = msgpack.unpackb(argv1, raw=True, strict_map_key=False)
-            req[2][0] += [hint, True] if want else [hint]
+            if hint is None:
+                req[2][0] += [None, True]
+            else:
+                req[2][0], fallbacks, flat = hinted(req[2][0], hint, want)
+                more += [fallbacks, flat]
             argv1 = pk(req)
         return self.r.execute_command("FCALL", "nousu_commit_runs", 0, argv1,
-                                      cid or "h%d" % self.n, ids, owners,
-                                      *([after] if after is not None else []))
+                                      cid or "h%d" % self.n, ids, owners, *more)
 
     def state(self, prefix):
         return up(self.r.get(prefix + "{h}"))
