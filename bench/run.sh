@@ -13,6 +13,8 @@
 #              REDIS_WRAP   a command to run redis-server under, e.g.
 #                           "valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.%p"
 #                           (instruction counts of a whole run; see bench/README.md)
+#              NOUSUD_WRAP  the same for nousud, e.g. "perf record -g -o /tmp/n.data --"
+#                           (the RSS and CPU figures are then the wrapper's)
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
 #              SLOWLOG=N    print the N slowest commit FCALLs (from SLOWLOG)
@@ -90,7 +92,7 @@ done
 
 ep() { echo "ipc://$dir/$1.sock"; }
 # shellcheck disable=SC2086
-"$nousud" --redis_port="$port" --metrics= --log_level=info \
+${NOUSUD_WRAP:-} "$nousud" --redis_port="$port" --metrics= --log_level=info \
     --ingest="$(ep ingest)" --ingest_ack="$(ep ingest_ack)" \
     --alerts="$(ep alerts)" --control="$(ep control)" ${NOUSUD_ARGS:-} \
     >"$dir/nousud.log" 2>&1 &
