@@ -294,9 +294,11 @@ function Creator:snapshot(ev)
   if niche and ts >= s.nichets then s.niche, s.nichets = niche, ts end
 end
 
-local function pfadd(key, list)
-  for i = 1, #list, 1000 do
-    redis.call('PFADD', key, unpack(list, i, math.min(i + 999, #list)))
+-- PFADD of list[first..last] (all of list by default), 1000 at a time.
+local function pfadd(key, list, first, last)
+  last = last or #list
+  for i = first or 1, last, 1000 do
+    redis.call('PFADD', key, unpack(list, i, math.min(i + 999, last)))
   end
 end
 
@@ -959,9 +961,7 @@ local function take_hint(cfg, key, flat, p, niches)
   local n = flat[p + H_N]
   if n > 0 then
     local hk = key .. ':u:' .. flat[p + H_BUCKET]
-    for i = p + H_N + 1, p + H_N + n, 1000 do
-      redis.call('PFADD', hk, unpack(flat, i, math.min(i + 999, p + H_N + n)))
-    end
+    pfadd(hk, flat, p + H_N + 1, p + H_N + n)
     if flat[p + H_NEWB] then redis.call('EXPIRE', hk, cfg.ttl_str) end
   end
   local niche, now = flat[p + H_NICHE], flat[p + H_NOW]

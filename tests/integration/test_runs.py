@@ -723,7 +723,8 @@ class Hints(unittest.TestCase):
         self.n += 1
         cfg = Runs.cfg(prefix, W0) + [verify]
         argv1, ids, owners, _ = runs_form(cfg, [Unit(None, evs)])
-        more = [after if after is not None else ""] if after is not None or hint else []
+        # ARGV[5] (after), then with a hint ARGV[6] and ARGV[7]
+        more = [after or ""] if after is not None or hint is not None else []
         if hint is not None or want:
             req = msgpack.unpackb(argv1, raw=True, strict_map_key=False)
             if hint is None:
