@@ -9,8 +9,12 @@ loaded into a throwaway redis-server and fed hand-built commits.
   ids:    the zipf commit with an id on every event
   hints:  3,000 hinted runs (daemon/hint.c: the daemon sent the state after
           the run), each taken: the Function's fixed cost per creator
+  dedup (only with --dedup, ~1 min per size): the cost of an id as the
+          current dedup slice fills (1M, 3M, 6M ids), for each Redis
+          set-max-intset-entries given: commits of 20,000 events with ids,
+          less the same commits without ids (runs form, 200 creators)
 
-Usage: bench/function_microbench.py [LUA_FILE]
+Usage: bench/function_microbench.py [--dedup=512,2048] [LUA_FILE]
 """
 import os
 import random
@@ -85,9 +89,57 @@ def commit_hinted(r, now, rng, n=3000):
     return took
 
 
+def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
+    """The dedup case: every commit at one wall clock, early in a slice, so
+    that all of them fill the same slice, as 60 s of traffic would."""
+    d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
+    redis = RedisServer(d)
+    try:
+        r = redis.client
+        r.execute_command("CONFIG", "SET", "set-max-intset-entries", str(entries))
+        with open(lua, "rb") as f:
+            r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+        rng = random.Random(1)
+        now = (int(time.time() * 1000) // 60000) * 60000 + 1000
+        cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
+               test_runs.WEIGHTS, DET, 16, entries * 3 // 4]  # as the daemon sizes sets
+        creators = ["c%d" % i for i in range(200)]
+
+        def one(with_ids):
+            evs = [test_runs.Ev(rng.choice(creators), 1, now - rng.randrange(30000),
+                                idh=rng.getrandbits(64) if with_ids else None)
+                   for _ in range(20000)]
+            blob, groups, owners, _ = test_runs.runs_form(cfg, [test_runs.Unit(None, evs)])
+            t = time.perf_counter()
+            r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
+                              groups, owners)
+            return time.perf_counter() - t
+        filled = 0
+        for level in levels:
+            while filled < level:
+                one(True)
+                filled += 20000
+            without = min(one(False) for _ in range(3))
+            best = min(one(True) for _ in range(3))
+            filled += 60000
+            print("dedup:  %5.2f us/id with %9s ids in the slice, set-max-intset-entries %d "
+                  "(%d keys)" % ((best - without) * 1e6 / 20000, "{:,}".format(filled - 60000),
+                                 entries, r.dbsize()), flush=True)
+    finally:
+        redis.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
-    lua = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__),
-                                                            "../daemon/nousu.lua")
+    args = sys.argv[1:]
+    dedup = [a for a in args if a.startswith("--dedup")]
+    args = [a for a in args if not a.startswith("--dedup")]
+    lua = args[0] if args else os.path.join(os.path.dirname(__file__), "../daemon/nousu.lua")
+    if dedup:
+        sizes = dedup[0].partition("=")[2] or "512"
+        for entries in map(int, sizes.split(",")):
+            dedup_steady(lua, entries)
+        return
     d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
     redis = RedisServer(d)
     try:

@@ -557,6 +557,12 @@ end
 -- P:ids:<slice> lists the slice's generations, msgpack [[B, ids]...]. A
 -- commit asks each set its ids fall into once (SMISMEMBER) and adds to each
 -- set of the current generation once (SADD).
+-- P:ids:<slice>:<gen> is a bitmap of the generation's sets already given
+-- their TTL (bit b for set b), read once per commit: a set is touched by
+-- hundreds of commits, and a PEXPIRE each time was a third of the dedup's
+-- calls. The bitmap lives only while the slice is current (plus the skew),
+-- so it expires before its sets: a set written after that gets its TTL
+-- again, never none.
 
 local DEDUP_SLICE_MS = 60000
 local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
@@ -576,6 +582,7 @@ local function dedup_new(cfg)
   self.oldest = floordiv(cfg.wall - cfg.horizon_ms, DEDUP_SLICE_MS)
   -- the current slice is asked until its end leaves the horizon
   self.ttl_ms = S((self.cur + 1) * DEDUP_SLICE_MS + cfg.horizon_ms + DEDUP_SKEW_MS - cfg.wall)
+  self.timed_ttl_ms = S((self.cur + 1) * DEDUP_SLICE_MS + DEDUP_SKEW_MS - cfg.wall)
   return self
 end
 
@@ -645,18 +652,45 @@ function Dedup:gen_for(n)
   return gens[#gens], #gens
 end
 
+-- Bit b of a Redis bitmap (BITFIELD's order: from the top of byte 0).
+local function has_bit(bitmap, b)
+  local byte = string.byte(bitmap, math.floor(b / 8) + 1)
+  return byte ~= nil and bit.band(byte, 2 ^ (7 - b % 8)) ~= 0
+end
+
+-- Set the bits of the list in the bitmap at key (made: the key exists).
+local function set_bits(key, bits, made, ttl_ms)
+  local args = {}
+  for k = 1, #bits, 1900 do -- 4 arguments a bit: under Lua's 8,000
+    local n = 0
+    for x = k, math.min(k + 1899, #bits) do
+      args[n + 1], args[n + 2], args[n + 3], args[n + 4] = 'SET', 'u1', bits[x], 1
+      n = n + 4
+    end
+    redis.call('BITFIELD', key, unpack(args, 1, n))
+  end
+  if #bits > 0 and not made then redis.call('PEXPIRE', key, ttl_ms) end
+end
+
 -- Remember ids not known before (sorted by place) in the current slice.
 function Dedup:remember(ids, places)
   if #ids == 0 then return end
   local gen, g = self:gen_for(#ids)
   gen[2] = gen[2] + #ids
-  local base = self:slice_key(self.cur) .. ':' .. g .. ':'
+  local gkey = self:slice_key(self.cur) .. ':' .. g
+  local base, timed = gkey .. ':', redis.call('GET', gkey)
+  local new = {}
   each_set(places, gen[1], function(b, i, j)
+    local key = base .. b
     for k = i, j, 1000 do
-      redis.call('SADD', base .. b, unpack(ids, k, math.min(k + 999, j)))
+      redis.call('SADD', key, unpack(ids, k, math.min(k + 999, j)))
     end
-    redis.call('PEXPIRE', base .. b, self.ttl_ms)
+    if not (timed and has_bit(timed, b)) then
+      redis.call('PEXPIRE', key, self.ttl_ms)
+      new[#new + 1] = b
+    end
   end)
+  set_bits(gkey, new, timed, self.timed_ttl_ms)
   redis.call('SET', self:slice_key(self.cur), cmsgpack.pack(self:slice_gens(self.cur)),
              'PX', self.ttl_ms)
 end

@@ -167,6 +167,39 @@ class Function(unittest.TestCase):
         self.assertEqual(self.dedup_commit(hashes, w0 + 59000 + 120000 - 1), [0, 30])
         self.assertEqual(self.dedup_commit(hashes, w0 + 59000 + 120000), [25, 5])
 
+    def pexpire_calls(self):
+        return self.r.info("commandstats").get("cmdstat_pexpire", {}).get("calls", 0)
+
+    def test_dedup_set_ttl_given_once_per_set(self):
+        rng = random.Random(9)
+        w0 = (self.wall // 60000) * 60000 + 1000
+        hashes = [rng.getrandbits(64) for _ in range(20)]
+        place = lambda h: (h >> 48) * 2 // 65536  # noqa: E731 (its set of 2)
+        slice_ = w0 // 60000
+        bitmap, set_key = "nousu:ids:%d:1" % slice_, "nousu:ids:%d:1:%%d" % slice_
+        self.assertEqual(self.dedup_commit(hashes[:12], w0), [12, 0])  # 2 sets of 10
+        sets = {place(h) for h in hashes[:12]}
+        self.assertEqual([self.r.getbit(bitmap, b) for b in (0, 1)],
+                         [1 if b in sets else 0 for b in (0, 1)])
+        # the bitmap lives while the slice is current (+5 s), the sets for the horizon
+        self.assertTrue(0 < self.r.pttl(bitmap) <= 60000 - 1000 + 5000)
+        set_ttl = 60000 - 1000 + 120000 + 5000
+        # more ids into the same generation: a PEXPIRE only for a set not seen before
+        before = self.pexpire_calls()
+        self.assertEqual(self.dedup_commit(hashes[12:16], w0 + 500), [4, 0])
+        self.assertEqual(self.pexpire_calls() - before, len({place(h) for h in hashes[12:16]} - sets))
+        for b in sets:
+            self.assertTrue(set_ttl - 5000 < self.r.pttl(set_key % b) <= set_ttl)
+        # once the bitmap is gone (expired), the sets written get their TTL again
+        self.r.delete(bitmap)
+        for b in (0, 1):
+            self.r.persist(set_key % b)
+        self.assertEqual(self.dedup_commit(hashes[16:], w0 + 1000), [4, 0])
+        self.assertEqual(self.slice_gens(w0), [[2, 20]])
+        for b in {place(h) for h in hashes[16:]}:
+            self.assertGreater(self.r.pttl(set_key % b), 0)
+        self.assertEqual(self.dedup_commit(hashes, w0 + 2000), [0, 20])
+
     def alert(self, creator, kind_i, kind, ts):
         a = pk(["nousu:", creator, kind_i, kind, ts, DAY, 1000, kind + "._",
                 b"\x81\xa3seq", b"", None])

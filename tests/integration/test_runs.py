@@ -362,7 +362,9 @@ class Runs(unittest.TestCase):
                          for k in r.scan_iter(match=base + ":u:*", count=1000)}
         n = len(prefix)
         # the dedup: each slice's generations, and every set
-        w["ids"] = {k[n:]: up(r.get(k)) if k.count(b":") == 2 else sorted(r.smembers(k))
+        # (ids:<slice> the generations, ids:<slice>:<g> the bitmap of sets given a TTL)
+        w["ids"] = {k[n:]: (up(r.get(k)) if k.count(b":") == 2 else r.get(k) if k.count(b":") == 3
+                            else sorted(r.smembers(k)))
                     for k in r.scan_iter(match=prefix + "ids:*", count=1000)}
         w["req"] = {k[n:]: up(r.get(k)) for k in r.scan_iter(match=prefix + "req:*", count=1000)}
         w["commit"] = {k[n:]: normal_reply(r.get(k))
