@@ -89,11 +89,19 @@ def run(case, creators, per_hour):
     # read the windows' own memory
     for key in list(r.scan_iter(match="nousu:ids:*", count=1000)):
         r.delete(key)
-    windows = r.info("memory")["used_memory"] - base
-    print("redis used_memory per creator without the id sets: %.0f bytes (%.1f KiB)"
-          % (windows / creators, windows / creators / 1024))
+    no_ids = r.info("memory")["used_memory"] - base
     if ids:
-        print("so each remembered id cost %.1f bytes of used_memory" % ((used - windows) / ids))
+        print("so each remembered id cost %.1f bytes of used_memory" % ((used - no_ids) / ids))
+    # so do the recent commits' replies, kept 10 min for a retry (with the
+    # states of the creators the daemon caches, they are not small)
+    replies = list(r.scan_iter(match="nousu:commit:*", count=1000))
+    reply_bytes = sum(r.memory_usage(k, samples=0) for k in replies)
+    for key in replies:
+        r.delete(key)
+    windows = r.info("memory")["used_memory"] - base
+    print("recent commit replies (10 min): %d keys, %d bytes" % (len(replies), reply_bytes))
+    print("redis used_memory per creator without the id sets and commit replies: "
+          "%.0f bytes (%.1f KiB)" % (windows / creators, windows / creators / 1024))
 
 
 if __name__ == "__main__":
