@@ -284,10 +284,10 @@ static uint32_t pack_actors(msgpack_packer *pk, const plan *pl, const plan_run *
 
 /* The hint's objects (hint.h); returns how many. */
 static int pack_hint(msgpack_packer *pk, const char *state, size_t len,
-                     const msgpack_sbuffer *new_state, const hstate *s, bool new_bucket,
+                     const mpbuf *new_state, const hstate *s, bool new_bucket,
                      const plan *pl, const plan_run *run) {
     wire_pack_str(pk, state, len);
-    wire_pack_str(pk, new_state->data, new_state->size);
+    wire_pack_str(pk, new_state->sb.data, new_state->sb.size);
     char h[24]; /* a string: it only goes into a key name, unconverted */
     int hl = snprintf(h, sizeof h, "%lld", (long long)s->H);
     wire_pack_str(pk, h, (size_t)hl);
@@ -303,7 +303,7 @@ static int pack_hint(msgpack_packer *pk, const char *state, size_t len,
     return HINT_FIXED + (int)pack_actors(pk, pl, run);
 }
 
-int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, size_t len,
+int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p) {
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
@@ -320,11 +320,11 @@ int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, s
         bool had_niche = s.niche != NULL;
         new_bucket = !s.has_cur;
         apply(&s, pl, run, p);
-        msgpack_sbuffer_clear(scratch);
+        mpbuf_clear(scratch);
         msgpack_packer sp;
-        msgpack_packer_init(&sp, scratch, msgpack_sbuffer_write);
+        mpbuf_packer_init(&sp, scratch);
         pack_state(&sp, &up.data, &s, new_bucket, !had_niche && s.niche);
-        rc = scratch->data ? 1 : -ENOMEM;
+        rc = scratch->failed ? -ENOMEM : 1;
     }
     if (rc == 1)
         rc = pack_hint(pk, state, len, scratch, &s, new_bucket, pl, run);

@@ -14,6 +14,7 @@
 #include <msgpack.h>
 #include <stddef.h>
 
+#include "mpbuf.h"
 #include "plan.h"
 #include "store.h"
 
@@ -28,7 +29,7 @@
  * Nothing is packed when the run is not hot or the state is not one this
  * code knows. scratch holds the new state while it is built. Returns the
  * number of objects packed (HINT_FIXED + n), 0 (none) or -ENOMEM. */
-int hint_pack(msgpack_packer *pk, msgpack_sbuffer *scratch, const char *state, size_t len,
+int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p);
 
 #endif

@@ -40,10 +40,10 @@ struct store {
     redisContext *c;
     dl_entry *dlq;
     size_t dl_n;
-    msgpack_sbuffer sb;
+    mpbuf sb;
     msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
-    msgpack_sbuffer ids, owners;
+    mpbuf ids, owners;
     wire_bufs wb;
     /* commits sent and not yet answered, oldest first; ready: a reply
      * read ahead by store_commit_poll */
@@ -75,11 +75,11 @@ store *store_new(const store_opts *o) {
         store_destroy(&s);
         return NULL;
     }
-    msgpack_sbuffer_init(&s->sb);
-    msgpack_packer_init(&s->pk, &s->sb, msgpack_sbuffer_write);
+    mpbuf_init(&s->sb);
+    mpbuf_packer_init(&s->pk, &s->sb);
     wire_bufs_init(&s->wb);
-    msgpack_sbuffer_init(&s->ids);
-    msgpack_sbuffer_init(&s->owners);
+    mpbuf_init(&s->ids);
+    mpbuf_init(&s->owners);
     return s;
 }
 
@@ -110,10 +110,10 @@ void store_destroy(store **sp) {
     free(s->user);
     free(s->password);
     free(s->prefix);
-    msgpack_sbuffer_destroy(&s->sb);
+    mpbuf_destroy(&s->sb);
     wire_bufs_destroy(&s->wb);
-    msgpack_sbuffer_destroy(&s->ids);
-    msgpack_sbuffer_destroy(&s->owners);
+    mpbuf_destroy(&s->ids);
+    mpbuf_destroy(&s->owners);
     plan_free(&s->prepared);
     free(s);
     *sp = NULL;
@@ -568,7 +568,7 @@ static size_t known_states(const plan *pl, state_cache *cache, wire_state *state
 /* Commit seq touches every creator of its runs; a hinted run's state is
  * known now, as Redis will hold it if the hint is taken: the next commit may
  * be prepared before this one's reply. */
-static void cache_sent(const plan *pl, const wire_state *states, const msgpack_sbuffer *news,
+static void cache_sent(const plan *pl, const wire_state *states, const mpbuf *news,
                        uint64_t seq, state_cache *cache) {
     for (size_t k = 0; k < pl->n_runs; k++) {
         if (!last_of_creator(pl, k))
@@ -576,7 +576,7 @@ static void cache_sent(const plan *pl, const wire_state *states, const msgpack_s
         const strref *c = run_creator(pl, k);
         state_cache_touch(cache, c->ptr, c->len, seq);
         if (states[k].new_len)
-            state_cache_put(cache, c->ptr, c->len, news->data + states[k].new_off,
+            state_cache_put(cache, c->ptr, c->len, news->sb.data + states[k].new_off,
                             states[k].new_len, seq);
     }
     state_cache_trim(cache);
@@ -587,11 +587,11 @@ static void cache_sent(const plan *pl, const wire_state *states, const msgpack_s
 static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit_params *p,
                           uint64_t seq, state_cache *cache, uint32_t *ret_hints) {
     msgpack_packer ids, owners;
-    msgpack_sbuffer_clear(&s->sb);
-    msgpack_sbuffer_clear(&s->ids);
-    msgpack_sbuffer_clear(&s->owners);
-    msgpack_packer_init(&ids, &s->ids, msgpack_sbuffer_write);
-    msgpack_packer_init(&owners, &s->owners, msgpack_sbuffer_write);
+    mpbuf_clear(&s->sb);
+    mpbuf_clear(&s->ids);
+    mpbuf_clear(&s->owners);
+    mpbuf_packer_init(&ids, &s->ids);
+    mpbuf_packer_init(&owners, &s->owners);
     wire_state *states = NULL;
     if (p->hints != COMMIT_HINTS_OFF && cache) {
         if (!(states = calloc(pl->n_runs ? pl->n_runs : 1, sizeof *states)))
@@ -600,7 +600,10 @@ static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit
     }
     int hints = wire_pack_runs(&s->pk, &s->wb, s->prefix, b, pl,
                                states, p);
-    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0 ? -ENOMEM : 0;
+    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0 || s->sb.failed ||
+                     s->ids.failed || s->owners.failed
+                 ? -ENOMEM
+                 : 0;
     if (rc == 0 && states)
         cache_sent(pl, states, &s->wb.news, seq, cache);
     *ret_hints = hints > 0 ? (uint32_t)hints : 0;
@@ -626,10 +629,12 @@ static int send_call(store *s, int argc, const char **argv, const size_t *lens) 
 
 static int send_events_form(store *s, const batch *b, const commit_params *p,
                             const char *commit_id, const char *after) {
-    msgpack_sbuffer_clear(&s->sb);
+    mpbuf_clear(&s->sb);
     wire_pack_events(&s->pk, s->prefix, b, p);
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.data, commit_id, after};
-    size_t lens[] = {5, 12, 1, s->sb.size, strlen(commit_id), strlen(after)};
+    if (s->sb.failed)
+        return -ENOMEM;
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.sb.data, commit_id, after};
+    size_t lens[] = {5, 12, 1, s->sb.sb.size, strlen(commit_id), strlen(after)};
     return send_call(s, 6, argv, lens);
 }
 
@@ -638,11 +643,13 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
     int rc = pack_runs_form(s, b, &t->pl, p, t->seq, cache, &t->hints);
     if (rc < 0)
         return rc;
-    const char *fallbacks = s->wb.fallbacks.data ? s->wb.fallbacks.data : "";
-    const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.data, commit_id,
-                          s->ids.data, s->owners.data, after, fallbacks, s->wb.hints.data};
-    size_t lens[] = {5,          17,          1, s->sb.size, strlen(commit_id), s->ids.size,
-                     s->owners.size, strlen(after), s->wb.fallbacks.size, s->wb.hints.size};
+    const char *fallbacks = s->wb.fallbacks.sb.data ? s->wb.fallbacks.sb.data : "";
+    const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.sb.data, commit_id,
+                          s->ids.sb.data, s->owners.sb.data, after, fallbacks,
+                          s->wb.hints.sb.data};
+    size_t lens[] = {5, 17, 1, s->sb.sb.size, strlen(commit_id), s->ids.sb.size,
+                     s->owners.sb.size, strlen(after), s->wb.fallbacks.sb.size,
+                     s->wb.hints.sb.size};
     return send_call(s, 10, argv, lens);
 }
 
@@ -910,7 +917,7 @@ int store_top(store *s, const char *niche, size_t n, int64_t stale_ms, top_entry
 /* ---- post-detection round trip ------------------------------------------- */
 
 static int append_board(store *s, const board_update *u, size_t n) {
-    msgpack_sbuffer_clear(&s->sb);
+    mpbuf_clear(&s->sb);
     msgpack_pack_array(&s->pk, 2);
     pack_cstr(&s->pk, s->prefix);
     msgpack_pack_array(&s->pk, n);
@@ -925,13 +932,15 @@ static int append_board(store *s, const board_update *u, size_t n) {
         msgpack_pack_double(&s->pk, u[i].z);
         msgpack_pack_double(&s->pk, u[i].velocity);
     }
-    const char *argv[] = {"FCALL", "nousu_board", "0", s->sb.data};
-    size_t lens[] = {5, 11, 1, s->sb.size};
+    if (s->sb.failed)
+        return -ENOMEM;
+    const char *argv[] = {"FCALL", "nousu_board", "0", s->sb.sb.data};
+    size_t lens[] = {5, 11, 1, s->sb.sb.size};
     return append(s, 4, argv, lens);
 }
 
 static int append_alert(store *s, const alert_request *a, size_t maxlen) {
-    msgpack_sbuffer_clear(&s->sb);
+    mpbuf_clear(&s->sb);
     msgpack_pack_array(&s->pk, 11);
     pack_cstr(&s->pk, s->prefix);
     pack_cstr(&s->pk, a->creator);
@@ -947,8 +956,10 @@ static int append_alert(store *s, const alert_request *a, size_t maxlen) {
         msgpack_pack_int64(&s->pk, a->grad_base);
     else
         msgpack_pack_nil(&s->pk);
-    const char *argv[] = {"FCALL", "nousu_alert", "0", s->sb.data};
-    size_t lens[] = {5, 11, 1, s->sb.size};
+    if (s->sb.failed)
+        return -ENOMEM;
+    const char *argv[] = {"FCALL", "nousu_alert", "0", s->sb.sb.data};
+    size_t lens[] = {5, 11, 1, s->sb.sb.size};
     return append(s, 4, argv, lens);
 }
 

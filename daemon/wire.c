@@ -200,7 +200,7 @@ static void pack_event_of(msgpack_packer *pk, const plan_event *pe) {
 /* [n, ts_min, ts_max, counts[9], E, ia, se, actors, niche, nichets, detail],
  * detail = the same events one by one, a msgpack string read only when the
  * Function must walk them. */
-static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl,
+static int pack_rest(msgpack_packer *pk, mpbuf *detail, const plan *pl,
                      const plan_run *run, const commit_params *p) {
     run_sum r;
     sum_rest(&r, pl, run, p);
@@ -225,39 +225,39 @@ static int pack_rest(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl
     else
         msgpack_pack_nil(pk);
     msgpack_pack_int64(pk, r.nichets);
-    msgpack_sbuffer_clear(detail);
+    mpbuf_clear(detail);
     msgpack_packer dp;
-    msgpack_packer_init(&dp, detail, msgpack_sbuffer_write);
+    mpbuf_packer_init(&dp, detail);
     msgpack_pack_array(&dp, run->n - 1);
     for (size_t k = 1; k < run->n; k++)
         pack_event_of(&dp, plan_run_event(pl, run, k));
-    if (detail->size && !detail->data)
+    if (detail->failed)
         return -ENOMEM;
-    pack_str(pk, detail->data, detail->size);
+    pack_str(pk, detail->sb.data, detail->sb.size);
     return 0;
 }
 
 void wire_bufs_init(wire_bufs *wb) {
-    msgpack_sbuffer_init(&wb->detail);
-    msgpack_sbuffer_init(&wb->state);
-    msgpack_sbuffer_init(&wb->hint);
-    msgpack_sbuffer_init(&wb->hints);
+    mpbuf_init(&wb->detail);
+    mpbuf_init(&wb->state);
+    mpbuf_init(&wb->hint);
+    mpbuf_init(&wb->hints);
     wb->n_hint_objects = 0;
-    msgpack_sbuffer_init(&wb->fallbacks);
-    msgpack_sbuffer_init(&wb->news);
+    mpbuf_init(&wb->fallbacks);
+    mpbuf_init(&wb->news);
 }
 
 void wire_bufs_destroy(wire_bufs *wb) {
-    msgpack_sbuffer_destroy(&wb->detail);
-    msgpack_sbuffer_destroy(&wb->state);
-    msgpack_sbuffer_destroy(&wb->hint);
-    msgpack_sbuffer_destroy(&wb->hints);
-    msgpack_sbuffer_destroy(&wb->fallbacks);
-    msgpack_sbuffer_destroy(&wb->news);
+    mpbuf_destroy(&wb->detail);
+    mpbuf_destroy(&wb->state);
+    mpbuf_destroy(&wb->hint);
+    mpbuf_destroy(&wb->hints);
+    mpbuf_destroy(&wb->fallbacks);
+    mpbuf_destroy(&wb->news);
 }
 
 /* run[2] and run[3]: the first event, and the rest or nil. */
-static int pack_events(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *pl,
+static int pack_events(msgpack_packer *pk, mpbuf *detail, const plan *pl,
                        const plan_run *run, const commit_params *p) {
     pack_event_of(pk, plan_run_event(pl, run, 0));
     if (run->n == 1)
@@ -270,14 +270,14 @@ static int pack_events(msgpack_packer *pk, msgpack_sbuffer *detail, const plan *
 static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_state *st,
                      const commit_params *p) {
     msgpack_packer hp;
-    msgpack_sbuffer_clear(&wb->hint);
-    msgpack_packer_init(&hp, &wb->hint, msgpack_sbuffer_write);
+    mpbuf_clear(&wb->hint);
+    mpbuf_packer_init(&hp, &wb->hint);
     int rc = hint_pack(&hp, &wb->state, st->ptr, st->len, pl, run, p);
     if (rc > 0) {
-        if (!wb->hint.data)
+        if (wb->hint.failed)
             return -ENOMEM;
-        st->new_off = wb->news.size, st->new_len = wb->state.size;
-        if (msgpack_sbuffer_write(&wb->news, wb->state.data, wb->state.size) != 0)
+        st->new_off = wb->news.sb.size, st->new_len = wb->state.sb.size;
+        if (mpbuf_write(&wb->news, wb->state.sb.data, wb->state.sb.size) != 0)
             return -ENOMEM;
     }
     return rc;
@@ -289,16 +289,16 @@ static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_st
 
 static void wire_hints_begin(wire_bufs *wb) {
     static const char head[HINTS_HEAD] = {(char)0xdd, 0, 0, 0, 0};
-    msgpack_sbuffer_clear(&wb->hints);
-    msgpack_sbuffer_write(&wb->hints, head, sizeof head);
+    mpbuf_clear(&wb->hints);
+    mpbuf_write(&wb->hints, head, sizeof head); /* a failure shows at the end */
     wb->n_hint_objects = 0;
 }
 
 static int wire_hints_end(wire_bufs *wb) {
-    if (!wb->hints.data)
+    if (wb->hints.failed)
         return -ENOMEM;
     uint32_t n = wb->n_hint_objects;
-    unsigned char *c = (unsigned char *)wb->hints.data + 1;
+    unsigned char *c = (unsigned char *)wb->hints.sb.data + 1;
     c[0] = (unsigned char)(n >> 24), c[1] = (unsigned char)(n >> 16);
     c[2] = (unsigned char)(n >> 8), c[3] = (unsigned char)n;
     return 0;
@@ -316,23 +316,23 @@ static int pack_hinted_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
                            int n_objects) {
     const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
     msgpack_packer fp, hp;
-    size_t off = wb->fallbacks.size;
-    msgpack_packer_init(&fp, &wb->fallbacks, msgpack_sbuffer_write);
+    size_t off = wb->fallbacks.sb.size;
+    mpbuf_packer_init(&fp, &wb->fallbacks);
     msgpack_pack_array(&fp, 2);
-    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || !wb->fallbacks.data)
+    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || wb->fallbacks.failed)
         return -ENOMEM;
     msgpack_pack_uint32(pk, wb->n_hint_objects + 1);
-    msgpack_packer_init(&hp, &wb->hints, msgpack_sbuffer_write);
+    mpbuf_packer_init(&hp, &wb->hints);
     pack_str(&hp, c->ptr, c->len);
     if (st->want)
         msgpack_pack_true(&hp);
     else
         msgpack_pack_false(&hp);
     msgpack_pack_uint64(&hp, off + 1);
-    msgpack_pack_uint64(&hp, wb->fallbacks.size - off);
-    msgpack_sbuffer_write(&wb->hints, wb->hint.data, wb->hint.size); /* packed already */
+    msgpack_pack_uint64(&hp, wb->fallbacks.sb.size - off);
+    mpbuf_write(&wb->hints, wb->hint.sb.data, wb->hint.sb.size); /* packed already */
     wb->n_hint_objects += 4 + (uint32_t)n_objects;
-    return wb->hints.data ? 0 : -ENOMEM;
+    return wb->hints.failed ? -ENOMEM : 0;
 }
 
 /* [creator, first event, rest or nil, nil (no hint), true (want) or absent] */
@@ -385,8 +385,8 @@ int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const 
         msgpack_pack_uint32(pk, in_runs[u]);
     }
     free(in_runs);
-    msgpack_sbuffer_clear(&wb->news);
-    msgpack_sbuffer_clear(&wb->fallbacks);
+    mpbuf_clear(&wb->news);
+    mpbuf_clear(&wb->fallbacks);
     wire_hints_begin(wb);
     int hints = 0;
     msgpack_pack_array(pk, pl->n_runs);

@@ -15,6 +15,7 @@
 
 #include <msgpack.h>
 
+#include "mpbuf.h"
 #include "plan.h"
 #include "store.h"
 
@@ -34,13 +35,13 @@ typedef struct wire_state {
 
 /* Scratch space of wire_pack_runs, reused from commit to commit. */
 typedef struct wire_bufs {
-    msgpack_sbuffer detail;   /* the per-event part of a run */
-    msgpack_sbuffer state;    /* a hinted state, being built */
-    msgpack_sbuffer hint;     /* a run's hint */
-    msgpack_sbuffer hints;    /* out: the hinted runs, flat (ARGV[7]) */
+    mpbuf detail;             /* the per-event part of a run */
+    mpbuf state;              /* a hinted state, being built */
+    mpbuf hint;               /* a run's hint */
+    mpbuf hints;              /* out: the hinted runs, flat (ARGV[7]) */
     uint32_t n_hint_objects;  /* in hints so far */
-    msgpack_sbuffer fallbacks; /* out: hinted runs' events, for when not taken */
-    msgpack_sbuffer news;     /* out: the hinted states, one after another */
+    mpbuf fallbacks;          /* out: hinted runs' events, for when not taken */
+    mpbuf news;               /* out: the hinted states, one after another */
 } wire_bufs;
 
 void wire_bufs_init(wire_bufs *wb);

@@ -79,9 +79,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (plan_build(&pl, &b, HOUR_MS) < 0 || pl.n_runs != 1)
         abort();
     commit_params p = params();
-    msgpack_sbuffer out, scratch;
+    msgpack_sbuffer out;
+    mpbuf scratch;
     msgpack_sbuffer_init(&out);
-    msgpack_sbuffer_init(&scratch);
+    mpbuf_init(&scratch);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
     int rc = hint_pack(&pk, &scratch, (const char *)data, size, &pl, &pl.runs[0], &p);
@@ -90,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (rc > 0)
         check_hint(out.data, out.size, rc);
     msgpack_sbuffer_destroy(&out);
-    msgpack_sbuffer_destroy(&scratch);
+    mpbuf_destroy(&scratch);
     plan_free(&pl);
     return 0;
 }
