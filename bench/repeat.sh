@@ -15,16 +15,9 @@ shift
 out=$(mktemp -d "${TMPDIR:-/tmp}/nousu-repeat.XXXXXX")
 echo "repeat.sh: $n runs, outputs in $out"
 
-# One line per run: events/s, Redis us/event, x naive, x pipelined, p50, p99
-# (ms, at half load), from run.sh's output.
-figures() {
-    awk '
-        /^nousud end-to-end:/ { for (i = 1; i <= NF; i++) if ($i == "=") { v = $(i + 1); gsub(",", "", v); eps = v } }
-        /^  Redis: .* us\/event/ { for (i = 1; i <= NF; i++) if ($i ~ /^us\/event/) us = $(i - 1) }
-        /^ratio:/ { naive = $2; pipe = $4 }
-        /^alert latency/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1) } }
-        END { printf "%s %s %s %s %s %s\n", eps, us, naive, pipe, p50, p99 }' "$1"
-}
+# One line per run (figures.awk): events/s, Redis us/event, x naive,
+# x pipelined, p50, p99 (ms, at half load), then more that this script skips.
+figures() { awk -f "$here/figures.awk" "$1"; }
 
 for ((r = 1; r <= n; r++)); do
     "$here/run.sh" "$@" >"$out/run$r.txt" 2>&1 || { echo "repeat.sh: run $r failed, see $out/run$r.txt" >&2; exit 1; }

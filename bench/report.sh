@@ -21,25 +21,6 @@ echo "report.sh: outputs in $out"
 aof="--appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 1gb"
 configs=("ids,AOF off|" "no ids,AOF off|--no-ids" "ids,AOF everysec|$aof" "no ids,AOF everysec|$aof --no-ids")
 
-# One row from a run.sh output: events/s, verified, Redis us/event, x naive,
-# x pipelined, p50, p99, daemon RSS peak, Redis KB/creator, B/id.
-row() {
-    awk '
-        /^nousud end-to-end:/ {
-            for (i = 1; i <= NF; i++) if ($i == "=") { eps = $(i + 1) }
-            verified = ($0 ~ /counters verified: exact/) ? "exact" : "NO" }
-        /^  Redis: .* us\/event/ { for (i = 1; i <= NF; i++) if ($i ~ /^us\/event/) us = $(i - 1) }
-        /^ratio:/ { naive = $2; pipe = $4 }
-        /^alert latency/ { for (i = 1; i <= NF; i++) { if ($i == "p50") p50 = $(i + 1); if ($i == "p99") p99 = $(i + 1) } }
-        /^daemon RSS at the end:/ { for (i = 1; i <= NF; i++) if ($i == "(peak") rss = $(i + 1) }
-        /^  Redis used_memory:/ {
-            for (i = 1; i <= NF; i++) {
-                if ($i ~ /^KB\/creator/) kb = $(i - 1)
-                if ($i ~ /^B\/id/) { bid = $(i - 1); sub(/^\(/, "", bid) } } }
-        END { printf "%s|%s|%s|%s|%s|%s|%s|%s|%s|%s\n", eps, verified, us, naive, pipe, p50, p99,
-                     rss, kb, bid == "" ? "-" : bid }' "$1"
-}
-
 rc=0
 for c in "${configs[@]}"; do
     name=${c%%|*} rest=${c#*|}
@@ -51,7 +32,7 @@ for c in "${configs[@]}"; do
     echo "report.sh: $name ..."
     REDIS_ARGS="$redis ${REDIS_ARGS:-}" "$here/run.sh" "$build" -- "${args[@]}" "$@" >"$file" 2>&1 ||
         { rc=$?; echo "report.sh: $name failed (exit $rc), see $file" >&2; break; }
-    echo "$name|$(row "$file")" >>"$out/rows"
+    echo "$name|$(awk -f "$here/figures.awk" "$file" | tr ' ' '|')" >>"$out/rows"
 done
 [[ $rc == 0 ]] || exit "$rc"
 
@@ -64,7 +45,7 @@ head -n 2 "$out/ids-AOF_off.txt" | sed -n 2p
 grep -m1 '^nousu-bench: run' "$out/ids-AOF_off.txt"
 printf '%-20s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' config events/s counts us/ev naive pipel \
     "p50 ms" "p99 ms" "RSS MB" KB/creator B/id
-while IFS='|' read -r name eps ver us naive pipe p50 p99 rss kb bid; do
+while IFS='|' read -r name eps us naive pipe p50 p99 ver rss kb bid; do
     printf '%-20s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' "$name" "$eps" "$ver" "$us" "$naive" \
         "$pipe" "$p50" "$p99" "$rss" "$kb" "$bid"
 done <"$out/rows"
