@@ -16,6 +16,7 @@ loaded into a throwaway redis-server and fed hand-built commits.
 
 Usage: bench/function_microbench.py [--dedup=512,2048] [LUA_FILE]
 """
+import contextlib
 import os
 import random
 import shutil
@@ -34,9 +35,31 @@ DAY = 24 * HOUR
 DET = [1000, 10000, 3 * DAY, 0.03, 50, 3, 4, 0.03, 0.2, 1.5, DAY, 4, 30, 0.3]
 
 
+def bench_cfg(now, set_ids=384, *more):
+    """The commit's cfg (nousu.lua, parse_cfg): the daemon's defaults."""
+    return ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
+            test_runs.WEIGHTS, DET, 16, set_ids, *more]
+
+
+@contextlib.contextmanager
+def loaded_redis(lua, **config):
+    """A throwaway redis-server with the library loaded; its client."""
+    d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
+    redis = RedisServer(d)
+    try:
+        r = redis.client
+        for k, v in config.items():
+            r.execute_command("CONFIG", "SET", k.replace("_", "-"), str(v))
+        with open(lua, "rb") as f:
+            r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+        yield r
+    finally:
+        redis.stop()
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def commit(r, now, events):
-    cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           test_runs.WEIGHTS, DET, 16, 384]
+    cfg = bench_cfg(now)
     blob = msgpack.packb([cfg, [[None, len(events), [], events]]], use_bin_type=False)
     t = time.perf_counter()
     r.execute_command("FCALL", "nousu_commit", 0, blob)
@@ -50,11 +73,13 @@ def ev(i, creator, t, ts, idv=None, actor=None):
 def commit_runs(r, now, events):
     """The same events as one unit in the runs form, built by the port of
     daemon/plan.c + wire.c that test_runs.py checks against the daemon's."""
-    cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           test_runs.WEIGHTS, DET, 16, 384]
-    unit = test_runs.Unit(None, [test_runs.Ev(e[1], e[2], e[3], e[4], actor=e[6])
-                                 for e in events])
-    blob, groups, owners, _ = test_runs.runs_form(cfg, [unit])
+    return time_runs(r, bench_cfg(now), [test_runs.Ev(e[1], e[2], e[3], e[4], actor=e[6])
+                                         for e in events])
+
+
+def time_runs(r, cfg, evs):
+    """Seconds for one nousu_commit_runs of evs (test_runs.Ev), one unit."""
+    blob, groups, owners, _ = test_runs.runs_form(cfg, [test_runs.Unit(None, evs)])
     t = time.perf_counter()
     r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
                       groups, owners)
@@ -65,8 +90,7 @@ def commit_hinted(r, now, rng, n=3000):
     """n hinted runs of 4 events (3 actors), every hint taken: the states are
     reset to the hints' old bytes first (opaque here: nousu.lua compares
     them, never decodes them on this path)."""
-    cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-           test_runs.WEIGHTS, DET, 16, 384, False]
+    cfg = bench_cfg(now, 384, False)
     runs, olds, flat = [], {}, []
     h = str(now // HOUR)
     for i in range(n):
@@ -92,28 +116,17 @@ def commit_hinted(r, now, rng, n=3000):
 def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
     """The dedup case: every commit at one wall clock, early in a slice, so
     that all of them fill the same slice, as 60 s of traffic would."""
-    d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
-    redis = RedisServer(d)
-    try:
-        r = redis.client
-        r.execute_command("CONFIG", "SET", "set-max-intset-entries", str(entries))
-        with open(lua, "rb") as f:
-            r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+    with loaded_redis(lua, set_max_intset_entries=entries) as r:
         rng = random.Random(1)
         now = (int(time.time() * 1000) // 60000) * 60000 + 1000
-        cfg = ["nousu:", now, HOUR, 25, 168, DAY, 120000, 86400, 10000, 3600,
-               test_runs.WEIGHTS, DET, 16, entries * 3 // 4]  # as the daemon sizes sets
+        cfg = bench_cfg(now, entries * 3 // 4)  # as the daemon sizes sets
         creators = ["c%d" % i for i in range(200)]
 
         def one(with_ids):
-            evs = [test_runs.Ev(rng.choice(creators), 1, now - rng.randrange(30000),
-                                idh=rng.getrandbits(64) if with_ids else None)
-                   for _ in range(20000)]
-            blob, groups, owners, _ = test_runs.runs_form(cfg, [test_runs.Unit(None, evs)])
-            t = time.perf_counter()
-            r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
-                              groups, owners)
-            return time.perf_counter() - t
+            return time_runs(r, cfg, [test_runs.Ev(rng.choice(creators), 1,
+                                                   now - rng.randrange(30000),
+                                                   idh=rng.getrandbits(64) if with_ids else None)
+                                      for _ in range(20000)])
         filled = 0
         for level in levels:
             while filled < level:
@@ -125,9 +138,6 @@ def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
             print("dedup:  %5.2f us/id with %9s ids in the slice, set-max-intset-entries %d "
                   "(%d keys)" % ((best - without) * 1e6 / 20000, "{:,}".format(filled - 60000),
                                  entries, r.dbsize()), flush=True)
-    finally:
-        redis.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 def main():
@@ -140,12 +150,7 @@ def main():
         for entries in map(int, sizes.split(",")):
             dedup_steady(lua, entries)
         return
-    d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
-    redis = RedisServer(d)
-    try:
-        r = redis.client
-        with open(lua, "rb") as f:
-            r.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
+    with loaded_redis(lua) as r:
         rng = random.Random(1)
         now = int(time.time() * 1000)
         pick = test_runs.zipf_picker(rng, 10000)
@@ -173,9 +178,6 @@ def main():
                                       now - rng.randrange(60000)) for i in range(2 * n)])
                    for _ in range(3))
         print("allday: %5.2f us/event (25 live buckets per creator)" % (best * 1e6 / (2 * n)))
-    finally:
-        redis.stop()
-        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
