@@ -449,7 +449,7 @@ static msgpack_packer ctl_request(ctl *c, const char *op, size_t extra_pairs) {
 
 typedef struct dstats {
     uint64_t accepted, rejected, duplicate, alerts, commits, redis_errors, hints_sent,
-        hints_taken;
+        hints_taken, filtered;
 } dstats;
 
 static int get_stats(ctl *c, int timeout_ms, dstats *ret) {
@@ -458,16 +458,17 @@ static int get_stats(ctl *c, int timeout_ms, dstats *ret) {
     int rc = ctl_call(c, timeout_ms, &m);
     if (rc < 0)
         return rc;
-    int64_t v[8] = {0};
-    const char *keys[8] = {"events_accepted", "events_rejected", "events_duplicate",
-                           "alerts_published", "commits", "redis_errors", "hints_sent",
-                           "hints_taken"};
+    int64_t v[9] = {0};
+    const char *keys[9] = {"events_accepted", "events_rejected",  "events_duplicate",
+                           "alerts_published", "commits",         "redis_errors",
+                           "hints_sent",       "hints_taken",     "dedup_filtered_commits"};
     if (!mp_int(mp_get(m, "events_accepted"), &v[0]))
         return -EPROTO;
-    for (int i = 1; i < 8; i++)
+    for (int i = 1; i < 9; i++)
         mp_int(mp_get(m, keys[i]), &v[i]);
     *ret = (dstats){(uint64_t)v[0], (uint64_t)v[1], (uint64_t)v[2], (uint64_t)v[3],
-                    (uint64_t)v[4], (uint64_t)v[5], (uint64_t)v[6], (uint64_t)v[7]};
+                    (uint64_t)v[4], (uint64_t)v[5], (uint64_t)v[6], (uint64_t)v[7],
+                    (uint64_t)v[8]};
     return 0;
 }
 
@@ -1310,11 +1311,13 @@ static double run_e2e(bench *b, const frames *fa, uint32_t (*sent)[NTYPES]) {
            "events\n",
            grouped((double)a.checked), grouped((double)a.events_checked), grouped((double)top));
     printf("  daemon stats: %s accepted, %s rejected, %s duplicate, %" PRIu64 " redis_errors; "
-           "%s commits (%s events/commit); hints %s sent, %s taken\n",
+           "%s commits (%s events/commit); hints %s sent, %s taken; %s commits with ids "
+           "filtered\n",
            grouped((double)acc), grouped((double)rej), grouped((double)dup), rerr,
            grouped((double)commits), grouped(commits ? (double)(acc + dup) / (double)commits : 0),
            grouped((double)(a.after.hints_sent - a.before.hints_sent)),
-           grouped((double)(a.after.hints_taken - a.before.hints_taken)));
+           grouped((double)(a.after.hints_taken - a.before.hints_taken)),
+           grouped((double)(a.after.filtered - a.before.filtered)));
     if (acc != fa->events)
         printf("  WARNING: every event was unique, yet events_accepted is %s short of %s%s\n",
                grouped((double)fa->events - (double)acc), grouped((double)fa->events),

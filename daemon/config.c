@@ -180,6 +180,10 @@ static const setting settings[] = {
             "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "
             "a set stays a compact intset, about 8 bytes an id; 0: 3/4 of that setting "
             "as read from Redis (384 when it cannot be read)"),
+    CFG_INT(dedup_filter_mb, G_WINDOWS, 128, 0, 65536, RESTART,
+            "the ids this daemon sent within the dedup horizon, as Bloom filters (about "
+            "1.5 bytes an id), MiB: while it is Redis's only writer, Redis then looks up "
+            "only the ids they may hold; 0: none, every id is looked up"),
     CFG_INT(state_cache_mb, G_WINDOWS, 64, 0, 65536, RESTART,
             "the creators' states the daemon keeps to compute hints without reading Redis "
             "first, MiB (about 0.3 KiB a creator); 0: none, and no hints"),

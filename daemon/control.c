@@ -214,7 +214,7 @@ static void kv_u64(msgpack_packer *pk, const char *k, uint64_t v) {
 
 void control_reply_stats(msgpack_sbuffer *out, const stats *st, int64_t now_ms) {
     msgpack_packer pk = start(out);
-    msgpack_pack_map(&pk, 18);
+    msgpack_pack_map(&pk, 20);
     kv_u64(&pk, "events_accepted", st->events_accepted);
     kv_u64(&pk, "events_rejected", st->events_rejected);
     kv_u64(&pk, "events_duplicate", st->events_duplicate);
@@ -228,9 +228,11 @@ void control_reply_stats(msgpack_sbuffer *out, const stats *st, int64_t now_ms) 
     kv_u64(&pk, "commits", st->commits);
     kv_u64(&pk, "hints_sent", st->hints_sent);
     kv_u64(&pk, "hints_taken", st->hints_taken);
+    kv_u64(&pk, "dedup_filtered_commits", st->dedup_filtered_commits);
     kv_u64(&pk, "redis_errors", st->redis_errors);
     kv_u64(&pk, "pending_events", st->pending_events);
     kv_u64(&pk, "state_cache_bytes", st->state_cache_bytes);
+    kv_u64(&pk, "dedup_filter_bytes", st->dedup_filter_bytes);
     p_str(&pk, "rejected");
     size_t nr = 0;
     for (int i = 1; i < REJECT__COUNT; i++)

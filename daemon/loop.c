@@ -192,7 +192,7 @@ static int instance_id(char out[17]) {
     return 0;
 }
 
-static store *open_store(const config *c) {
+static store *open_store(const config *c, size_t dedup_filter_bytes) {
     char *password = read_secret(c->redis_password_file);
     if (!password)
         return NULL;
@@ -201,7 +201,7 @@ static store *open_store(const config *c) {
         .user = c->redis_user, .password = password, .timeout_ms = (int)c->redis_timeout_ms,
         .prefix = c->key_prefix, .deadletter_maxlen = (size_t)c->deadletter_maxlen,
         .deadletter_raw_max = (size_t)c->deadletter_raw_max,
-        .deadletter_queue_max = 100000,
+        .deadletter_queue_max = 100000, .dedup_filter_bytes = dedup_filter_bytes,
     };
     store *st = store_new(&so);
     memset(password, 0, strlen(password));
@@ -245,9 +245,9 @@ loop *loop_new(const config *cfg, int argc, char **argv) {
         goto fail;
     if (cfg->metrics[0] && !(l->metrics = metrics_new(cfg->metrics)))
         goto fail;
-    if (!(l->st = open_store(cfg)) || store_connect(l->st) < 0)
+    if (!(l->st = open_store(cfg, 0)) || store_connect(l->st) < 0)
         goto fail;
-    store *cst = open_store(cfg);
+    store *cst = open_store(cfg, (size_t)cfg->dedup_filter_mb << 20);
     size_t cache_bytes = (size_t)cfg->state_cache_mb << 20;
     if (!cst || store_connect(cst) < 0 ||
         !(l->com = committer_new(cst, cache_bytes, (int)cfg->redis_timeout_ms))) {
@@ -437,6 +437,9 @@ static void commit_done(loop *l, size_t i, int64_t took_us) {
     l->stats.commits++;
     l->stats.hints_sent += h->res.hints_sent;
     l->stats.hints_taken += h->res.hints_taken;
+    l->stats.dedup_filtered_commits += h->res.dedup_filtered;
+    if (h->res.dedup_filter_bytes)
+        l->stats.dedup_filter_bytes = h->res.dedup_filter_bytes;
     account_results(l, h);
     reconnect_now(l);
     decide_ctx d = decide_context(l);

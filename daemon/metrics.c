@@ -139,6 +139,10 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
             "Runs whose state the daemon computed and sent with the commit.", st->hints_sent);
     counter(&t, "nousu_hints_taken_total",
             "Of those, taken as sent (the state in Redis had not changed).", st->hints_taken);
+    counter(&t, "nousu_dedup_filtered_commits_total",
+            "Commits whose ids Redis looked up only where the daemon's filter said maybe "
+            "(this daemon Redis's only writer).",
+            st->dedup_filtered_commits);
     counter(&t, "nousu_redis_errors_total", "Failed Redis round trips.", st->redis_errors);
     render_histogram(&t, "nousu_redis_roundtrip_seconds", "Redis round-trip latency.",
                      &st->redis_seconds);
@@ -149,6 +153,9 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
     gauge(&t, "nousu_state_cache_bytes",
           "Bytes of creator states the committer keeps for hints (state_cache_mb).",
           (double)st->state_cache_bytes);
+    gauge(&t, "nousu_dedup_filter_bytes",
+          "Bytes of the filter of ids sent within the dedup horizon (dedup_filter_mb).",
+          (double)st->dedup_filter_bytes);
     gauge(&t, "nousu_deadletter_queue", "Dead-letter entries waiting for Redis.",
           (double)st->deadletter_queue);
     gauge(&t, "process_start_time_seconds", "Start time of the process, Unix seconds.", start_s);

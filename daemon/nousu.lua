@@ -16,6 +16,7 @@
 --   P:ids:<slice>  string the generations of a slice's id sets (see Dedup)
 --   P:ids:<slice>:<g>:<b> set  event ids remembered for dedup (64-bit hashes
 --                        as decimals: an intset), by 60 s slice of wall clock
+--   P:ids:chain   string the last commit and where its chain began (see Dedup)
 --   P:req:<rid>   string the ack given for request rid
 --   P:commit:<id> string reply of a recent commit, for its retries (10 min)
 --   P:seq         string alert sequence counter
@@ -652,6 +653,83 @@ function Dedup:gen_for(n)
   return gens[#gens], #gens
 end
 
+-- The chain: P:ids:chain is "<commit id> <start> <empty> <counts>", the last
+-- commit applied (either form, any writer), the wall clock of the first
+-- commit of its chain, 1 when no ids were live when that chain began, and
+-- the ids each live slice held after it (live_counts; '-' while the commit
+-- runs). A commit continues the chain when it names the last commit as the
+-- one it follows (expect: the daemon's commit before it; commit ids are
+-- unique per daemon) and the live slices hold what the last commit left:
+-- so a chain is one daemon's commits, with no ids from anyone else between
+-- (the counts catch a writer that does not follow chains, e.g. an older
+-- library loaded by an older daemon). The key says '-' before any id is
+-- written, so a commit that fails half way breaks the chain too.
+-- The daemon keeps a filter of the ids it sent since claim (its wall clock
+-- then; daemon/idfilter.c) and sends, with the claim, the indexes of the
+-- ids its filter may hold. Those alone need looking up when every id live
+-- in Redis is one of the chain's and the filter holds the chain's ids: ids
+-- from before the chain are dead once its first slice is two slices behind
+-- the oldest live one (one slice for a writer whose clock is ahead), or
+-- there were none.
+function Dedup:live_counts()
+  local parts = {}
+  for slice = self.oldest, self.cur + 1 do -- cur + 1: a writer whose clock is ahead
+    local n = 0
+    for _, gen in ipairs(self:slice_gens(slice)) do n = n + gen[2] end
+    if n > 0 then parts[#parts + 1] = S(slice) .. ':' .. S(n) end
+  end
+  return table.concat(parts, ',')
+end
+
+-- counts as recorded, less the slices no longer live.
+function Dedup:still_live(counts)
+  local parts = {}
+  for slice, n in string.gmatch(counts, '(%-?%d+):(%d+)') do
+    local k = tonumber(slice)
+    if k >= self.oldest and k <= self.cur + 1 then parts[#parts + 1] = slice .. ':' .. n end
+  end
+  return table.concat(parts, ',')
+end
+
+function Dedup:chain_value(counts)
+  local c = self.chain
+  return c.id .. ' ' .. S(c.start) .. ' ' .. (c.empty and '1' or '0') .. ' ' .. counts
+end
+
+-- Follow the chain with this commit; true when the daemon's filter is to be
+-- trusted.
+function Dedup:follow_chain(commit_id, expect, claim)
+  local key = self.cfg.prefix .. 'ids:chain'
+  if not commit_id or commit_id == '' then
+    redis.call('DEL', key)
+    return false
+  end
+  local raw = redis.call('GET', key)
+  local last, start, empty, counts
+  if raw then last, start, empty, counts = string.match(raw, '^(%S+) (%-?%d+) ([01]) (%S*)$') end
+  local held = expect ~= nil and expect ~= '' and last == expect and counts ~= '-'
+      and self:still_live(counts) == self:live_counts()
+  if held then
+    start, empty = tonumber(start), empty == '1'
+  else
+    start, empty = self.cfg.wall, self:live_counts() == ''
+  end
+  self.chain = { key = key, id = commit_id, start = start, empty = empty,
+                 ttl = S(self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) }
+  redis.call('SET', key, self:chain_value('-'), 'PX', self.chain.ttl)
+  claim = held and claim and tonumber(claim)
+  if not claim then return false end
+  local function dead_before(wall) return floordiv(wall, DEDUP_SLICE_MS) + 2 <= self.oldest end
+  return (empty or dead_before(start)) and (start >= claim or dead_before(claim))
+end
+
+-- The commit's ids are written: the chain may go on from it.
+function Dedup:end_chain()
+  if self.chain then
+    redis.call('SET', self.chain.key, self:chain_value(self:live_counts()), 'PX', self.chain.ttl)
+  end
+end
+
 -- Bit b of a Redis bitmap (BITFIELD's order: from the top of byte 0).
 local function has_bit(bitmap, b)
   local byte = string.byte(bitmap, math.floor(b / 8) + 1)
@@ -723,7 +801,8 @@ end
 -- ARGV[1] = msgpack [cfg, units]; ARGV[2] = commit id (unique per batch,
 --   the same on every retry of that batch); ARGV[3] = the commit this one
 --   must follow, or '' (see predecessor_done: when it was not committed,
---   returns the integer 1 and writes nothing)
+--   returns the integer 1 and writes nothing); ARGV[4] = the daemon's commit
+--   before this one, or '' (see the chain, in Dedup)
 --   cfg   = [prefix, wall_ms, bucket_ms, recent, hist, lateness_ms,
 --            horizon_ms, request_ttl_s, micro_max, ttl_s, weights[9], det,
 --            dedup_buckets, dedup_set_ids, verify_hints]
@@ -836,6 +915,7 @@ local function commit(keys, args)
   if not predecessor_done(cfg, args[3]) then return 1 end
   local creators, order, out = {}, {}, {}
   local dedup = dedup_new(cfg)
+  dedup:follow_chain(args[2], args[4])
   local replay = prepare(cfg, req[2], dedup)
   -- A request resent while the first copy waited in the same queue (no ack
   -- in time, e.g. during a Redis outage) is in this very commit: answer it
@@ -858,6 +938,7 @@ local function commit(keys, args)
   end
   local summaries, checkpoints = finish(cfg, order)
   dedup:flush()
+  dedup:end_chain()
   local reply = cmsgpack.pack({ out, summaries, checkpoints })
   if ckey then redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S) end
   return reply
@@ -869,11 +950,15 @@ end
 -- only when no event id and no request id appears twice in it.
 --
 -- ARGV[1] = msgpack [cfg, units, runs]; ARGV[2] = commit id;
--- ARGV[3] = msgpack [[id...], [place...]], every event id of the commit,
---   sorted by place (see Dedup);
+-- ARGV[3] = msgpack [[id...], [place...], maybe or nil], every event id of
+--   the commit, sorted by place (see Dedup); maybe: when there is a claim,
+--   the indexes (ascending) of the ids the daemon's filter may hold;
 -- ARGV[4] = msgpack [run index...], the run of each of those ids;
 -- ARGV[5] = the commit this one must follow, or '' (see predecessor_done);
--- ARGV[6] = the events of hinted runs, ARGV[7] = the hinted runs (below)
+-- ARGV[6] = the events of hinted runs, ARGV[7] = the hinted runs (below);
+-- ARGV[8] = the daemon's commit before this one, or ''; ARGV[9] = its claim
+--   (the wall clock since which its filter holds every id it sent), or ''
+--   (see the chain, in Dedup)
 --   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
 --          with no request id and no rejection, just its number of events
 --   run  = [creator, first event, REST or nil, nil, want or nil], or for a
@@ -886,7 +971,8 @@ end
 -- Returns what nousu_commit returns, except that a plain frame's result is
 -- its count alone (all ok), plus a 4th element, the number of hints taken
 -- (verified, in verify mode), and a 5th, [run index, state bytes, ...] for
--- the runs that wanted it; or without writing anything, the integer 0 when
+-- the runs that wanted it, and a 6th, true when only the ids the daemon's
+-- filter may hold were looked up (the chain); or without writing anything, the integer 0 when
 -- a request of the commit was committed before (the daemon then sends the
 -- commit as nousu_commit, which answers such requests), or 1 when the
 -- predecessor was not committed.
@@ -939,6 +1025,13 @@ local function runs_to_walk(dedup, ids, owners_arg)
     if dedup.known[id] then walk[owners[j]] = true end
   end
   return walk
+end
+
+-- list[i] for each index i of the list at, in its order.
+local function pick(list, at)
+  local out = {}
+  for k, i in ipairs(at) do out[k] = list[i] end
+  return out
 end
 
 -- Remember the commit's ids but those seen before and those of events too old.
@@ -1066,7 +1159,12 @@ local function commit_runs(keys, args)
   local dedup = dedup_new(cfg)
   local idlist = cmsgpack.unpack(args[3])
   local ids, places = idlist[1], idlist[2]
-  dedup:prefetch(ids, places)
+  local filtered = dedup:follow_chain(args[2], args[8], args[9]) and idlist[3]
+  if filtered then
+    dedup:prefetch(pick(ids, filtered), pick(places, filtered))
+  else
+    dedup:prefetch(ids, places)
+  end
   local walk = runs_to_walk(dedup, ids, args[4])
   local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
   local flat = args[7] and cmsgpack.unpack(args[7])
@@ -1113,6 +1211,7 @@ local function commit_runs(keys, args)
   local summaries, checkpoints = finish(cfg, order, niches)
   if cfg.verify_hints then taken = verify_hints(cfg, verify, creators) end
   dedup:flush_runs(ids, places)
+  dedup:end_chain()
   local states = {}
   for i, run in ipairs(runs) do
     if type(run) == 'table' and run[5] then -- a hint taken stays a number
@@ -1120,7 +1219,7 @@ local function commit_runs(keys, args)
       states[#states + 1] = creators[run[1]].packed
     end
   end
-  local reply = cmsgpack.pack({ out, summaries, checkpoints, taken, states })
+  local reply = cmsgpack.pack({ out, summaries, checkpoints, taken, states, filtered and true or false })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
   return reply
 end

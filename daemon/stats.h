@@ -37,6 +37,7 @@ typedef struct stats {
     uint64_t alerts_published;
     uint64_t commits;
     uint64_t hints_sent, hints_taken; /* runs whose state the daemon computed */
+    uint64_t dedup_filtered_commits;  /* ids looked up only where the filter said */
     uint64_t redis_errors;
     histogram redis_seconds; /* round-trip latency of commits and posts */
     histogram commit_events; /* events per commit */
@@ -45,6 +46,7 @@ typedef struct stats {
     uint64_t pending_events;   /* taken in, not yet committed */
     uint64_t deadletter_queue; /* dead-letter entries waiting for Redis */
     uint64_t state_cache_bytes; /* the committer's (statecache.h) */
+    uint64_t dedup_filter_bytes; /* the committer's (idfilter.h), as of the last commit */
 } stats;
 
 /* Set up the histograms of a zeroed stats. */

@@ -2,11 +2,13 @@
  * per-iteration commit and the post-detection round trip (see store.h). */
 #include <errno.h>
 #include <hiredis/hiredis.h>
+#include <inttypes.h>
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
+#include "clock.h"
 #include "log.h"
 #include "plan.h"
 #include "store.h"
@@ -55,6 +57,10 @@ struct store {
     plan prepared;
     const batch *prepared_for;
     int64_t intset_max; /* Redis's set-max-intset-entries; 0 unknown, -1 not read yet */
+    /* the ids of the commits sent (NULL: none kept), and the last commit
+     * sent, the one the next follows in the chain (nousu.lua, Dedup) */
+    idfilter *idf;
+    char chain_last[64];
 };
 
 /* ---- connection ------------------------------------------------------ */
@@ -71,7 +77,10 @@ store *store_new(const store_opts *o) {
     s->password = dup_or_empty(o->password);
     s->prefix = dup_or_empty(o->prefix);
     s->dlq = calloc(o->deadletter_queue_max ? o->deadletter_queue_max : 1, sizeof *s->dlq);
-    if (!s->host || !s->user || !s->password || !s->prefix || !s->dlq) {
+    if (o->dedup_filter_bytes)
+        s->idf = idfilter_new(o->dedup_filter_bytes, wall_ms());
+    if (!s->host || !s->user || !s->password || !s->prefix || !s->dlq ||
+        (o->dedup_filter_bytes && !s->idf)) {
         store_destroy(&s);
         return NULL;
     }
@@ -115,6 +124,7 @@ void store_destroy(store **sp) {
     mpbuf_destroy(&s->ids);
     mpbuf_destroy(&s->owners);
     plan_free(&s->prepared);
+    idfilter_destroy(&s->idf);
     free(s);
     *sp = NULL;
 }
@@ -489,6 +499,9 @@ static int parse_commit(const char *buf, size_t len, size_t n_units, const sent_
         ret->hints_taken = (uint32_t)mp_int(mp_at(&up.data, 3));
     if (rc == 0 && t && cache && mp_len(&up.data) > 4)
         keep_states(mp_at(&up.data, 4), &t->pl, t->seq, cache);
+    if (rc == 0 && mp_len(&up.data) > 5) /* nousu_commit_runs: the filter trusted */
+        ret->dedup_filtered = mp_at(&up.data, 5)->type == MSGPACK_OBJECT_BOOLEAN &&
+                              mp_at(&up.data, 5)->via.boolean;
 out:
     msgpack_unpacked_destroy(&up);
     return rc;
@@ -585,7 +598,7 @@ static void cache_sent(const plan *pl, const wire_state *states, const mpbuf *ne
 /* ARGV[1], ARGV[3] and ARGV[4] of nousu_commit_runs, into s->sb, s->ids and
  * s->owners; with hints, from the states in cache. */
 static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit_params *p,
-                          uint64_t seq, state_cache *cache, uint32_t *ret_hints) {
+                          bool claim, uint64_t seq, state_cache *cache, uint32_t *ret_hints) {
     msgpack_packer ids, owners;
     mpbuf_clear(&s->sb);
     mpbuf_clear(&s->ids);
@@ -600,7 +613,8 @@ static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit
     }
     int hints = wire_pack_runs(&s->pk, &s->wb, s->prefix, b, pl,
                                states, p);
-    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl) < 0 || s->sb.failed ||
+    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl, claim ? s->idf : NULL, p) < 0 ||
+                     s->sb.failed ||
                      s->ids.failed || s->owners.failed
                  ? -ENOMEM
                  : 0;
@@ -627,30 +641,49 @@ static int send_call(store *s, int argc, const char **argv, const size_t *lens) 
     return 0;
 }
 
-static int send_events_form(store *s, const batch *b, const commit_params *p,
+/* Into the filter, before the commit can land: every id the plan sends. */
+static void hold_ids(store *s, const plan *pl, const commit_params *p) {
+    if (!s->idf)
+        return;
+    for (size_t i = 0; i < pl->n_events; i++)
+        if (pl->events[i].ev->id.len)
+            idfilter_add(s->idf, pl->events[i].idh, p->wall_ms);
+}
+
+static int send_events_form(store *s, const batch *b, const plan *pl, const commit_params *p,
                             const char *commit_id, const char *after) {
     mpbuf_clear(&s->sb);
     wire_pack_events(&s->pk, s->prefix, b, p);
     if (s->sb.failed)
         return -ENOMEM;
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.sb.data, commit_id, after};
-    size_t lens[] = {5, 12, 1, s->sb.sb.size, strlen(commit_id), strlen(after)};
-    return send_call(s, 6, argv, lens);
+    hold_ids(s, pl, p);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.sb.data, commit_id, after,
+                          s->chain_last};
+    size_t lens[] = {5, 12, 1, s->sb.sb.size, strlen(commit_id), strlen(after),
+                     strlen(s->chain_last)};
+    return send_call(s, 7, argv, lens);
 }
 
 static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit_params *p,
                           const char *commit_id, const char *after, state_cache *cache) {
-    int rc = pack_runs_form(s, b, &t->pl, p, t->seq, cache, &t->hints);
+    char claim[24] = "";
+    if (s->idf) {
+        idfilter_expire(s->idf, p->wall_ms, p->horizon_ms);
+        if (idfilter_covers(s->idf, p->wall_ms, p->horizon_ms))
+            snprintf(claim, sizeof claim, "%" PRId64, idfilter_since(s->idf));
+    }
+    int rc = pack_runs_form(s, b, &t->pl, p, claim[0], t->seq, cache, &t->hints);
     if (rc < 0)
         return rc;
+    hold_ids(s, &t->pl, p);
     const char *fallbacks = s->wb.fallbacks.sb.data ? s->wb.fallbacks.sb.data : "";
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.sb.data, commit_id,
                           s->ids.sb.data, s->owners.sb.data, after, fallbacks,
-                          s->wb.hints.sb.data};
+                          s->wb.hints.sb.data, s->chain_last, claim};
     size_t lens[] = {5, 17, 1, s->sb.sb.size, strlen(commit_id), s->ids.sb.size,
                      s->owners.sb.size, strlen(after), s->wb.fallbacks.sb.size,
-                     s->wb.hints.sb.size};
-    return send_call(s, 10, argv, lens);
+                     s->wb.hints.sb.size, strlen(s->chain_last), strlen(claim)};
+    return send_call(s, 12, argv, lens);
 }
 
 int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,
@@ -681,12 +714,13 @@ int store_commit_send(store *s, const batch *b, const commit_params *p, const ch
         /* It rewrites states and sends none back. */
         if (cache)
             state_cache_clear(cache);
-        rc = send_events_form(s, b, p, commit_id, after);
+        rc = send_events_form(s, b, &t->pl, p, commit_id, after);
     }
     if (rc < 0 || !s->c) {
         plan_free(&t->pl);
         return rc < 0 ? rc : -EIO;
     }
+    snprintf(s->chain_last, sizeof s->chain_last, "%s", commit_id);
     s->sent_n++, s->sent_seq++;
     return 0;
 }
@@ -747,6 +781,8 @@ static int take_reply(store *s, redisReply *r, const sent_commit *t, state_cache
     }
     if (t->runs_form && rc == 0)
         ret->hints_sent = t->hints;
+    if (rc == 0 && s->idf)
+        ret->dedup_filter_bytes = idfilter_bytes(s->idf);
     return rc;
 }
 

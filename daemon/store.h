@@ -32,6 +32,7 @@ typedef struct store_opts {
     size_t deadletter_maxlen;
     size_t deadletter_raw_max;
     size_t deadletter_queue_max; /* entries held while Redis is away */
+    size_t dedup_filter_bytes;   /* the ids sent, for the Function (idfilter.h); 0 none */
 } store_opts;
 
 enum { COMMIT_HINTS_OFF, COMMIT_HINTS_ON, COMMIT_HINTS_VERIFY };
@@ -83,6 +84,8 @@ typedef struct commit_result {
     creator_summary *checkpoints;
     size_t n_checkpoints;
     uint32_t hints_sent, hints_taken; /* runs the daemon computed; taken as is */
+    bool dedup_filtered;       /* only the ids the filter may hold were looked up */
+    size_t dedup_filter_bytes; /* the filter's, after the commit was sent */
 } commit_result;
 
 /* Frees the arrays; r may be reused. */

@@ -404,6 +404,7 @@ int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const 
 typedef struct id_ref {
     uint64_t h;
     uint32_t run; /* 1-based */
+    bool maybe;   /* the filter may hold it */
 } id_ref;
 
 static int by_place(const void *a, const void *b) {
@@ -411,7 +412,20 @@ static int by_place(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl) {
+/* The indexes (1-based) of the ids sorted in refs that filter may hold. */
+static void pack_maybe(msgpack_packer *ids, id_ref *refs, size_t n, const idfilter *filter,
+                       const commit_params *p) {
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        k += refs[i].maybe = idfilter_maybe(filter, refs[i].h, p->wall_ms, p->horizon_ms);
+    msgpack_pack_array(ids, k);
+    for (size_t i = 0; i < n; i++)
+        if (refs[i].maybe)
+            msgpack_pack_uint32(ids, (uint32_t)i + 1);
+}
+
+int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
+                  const idfilter *filter, const commit_params *p) {
     id_ref *refs = malloc((pl->n_events ? pl->n_events : 1) * sizeof *refs);
     if (!refs)
         return -ENOMEM;
@@ -423,13 +437,15 @@ int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl) {
                 refs[n++] = (id_ref){.h = pe->idh, .run = (uint32_t)k + 1};
         }
     qsort(refs, n, sizeof *refs, by_place);
-    msgpack_pack_array(ids, 2);
+    msgpack_pack_array(ids, filter ? 3 : 2);
     msgpack_pack_array(ids, n);
     for (size_t i = 0; i < n; i++)
         pack_id(ids, refs[i].h);
     msgpack_pack_array(ids, n);
     for (size_t i = 0; i < n; i++)
         msgpack_pack_uint64(ids, id_place(refs[i].h));
+    if (filter)
+        pack_maybe(ids, refs, n, filter, p);
     msgpack_pack_array(owners, n);
     for (size_t i = 0; i < n; i++)
         msgpack_pack_uint32(owners, refs[i].run);

@@ -15,6 +15,7 @@
 
 #include <msgpack.h>
 
+#include "idfilter.h"
 #include "mpbuf.h"
 #include "plan.h"
 #include "store.h"
@@ -54,10 +55,12 @@ void wire_bufs_destroy(wire_bufs *wb);
 int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
                    const plan *pl, wire_state *states, const commit_params *p);
 
-/* ARGV[3] (into ids: [[id...], [place...]], sorted by place) and ARGV[4]
- * (into owners: [run...], the run of each id) of nousu_commit_runs.
- * Returns 0 or -ENOMEM. */
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl);
+/* ARGV[3] (into ids: [[id...], [place...]], sorted by place, and with a
+ * filter [index...], 1-based, of the ids it may hold, for a commit at p's
+ * wall clock) and ARGV[4] (into owners: [run...], the run of each id) of
+ * nousu_commit_runs. Returns 0 or -ENOMEM. */
+int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
+                  const idfilter *filter, const commit_params *p);
 
 void wire_pack_str(msgpack_packer *pk, const char *s, size_t len);
 

@@ -270,7 +270,8 @@ class DedupSizing(Case):
 
     def id_gens(self, prefix):
         return [msgpack.unpackb(self.r.get(k))
-                for k in self.r.scan_iter(prefix + "ids:*") if k.count(b":") == 2]
+                for k in self.r.scan_iter(prefix + "ids:*")
+                if k.count(b":") == 2 and not k.endswith(b":chain")]
 
     def send_ids(self, d, creator):
         t = now_ms() - 1000
@@ -287,6 +288,42 @@ class DedupSizing(Case):
         small = self.start_daemon("small", extra=["--key_prefix=small:"])
         self.send_ids(small, "ds:b")
         self.assertEqual(self.id_gens("small:"), [[[64, 200]]])
+
+
+class DedupFilter(Case):
+    """The committer's filter of ids sent (idfilter.c, dedup_filter_mb): along
+    one daemon's chain of commits Redis looks up only the ids it may hold;
+    a resent id is still counted once, and another daemon's commit in between
+    makes every id looked up again (nousu.lua, the chain)."""
+
+    def send_ids(self, d, creator, ids, accepted, dups=0):
+        t = now_ms() - 1000
+        d.push().send(pack([ev(creator, "like", t, id=i) for i in ids]))
+        return wait_for(lambda: (lambda st: st["events_accepted"] >= accepted
+                                 and st["events_duplicate"] >= dups and st)(d.stats()))
+
+    def test_resent_ids_counted_once_along_the_chain(self):
+        a = ["a%d" % i for i in range(50)]
+        st = self.send_ids(self.d, "df:a", a, 50)
+        self.assertEqual(st["dedup_filtered_commits"], 0)  # no chain to follow yet
+        self.assertGreater(st["dedup_filter_bytes"], 0)
+        b = ["b%d" % i for i in range(50)] + a[:10]
+        st = self.send_ids(self.d, "df:a", b, 100, dups=10)
+        self.assertEqual(st["dedup_filtered_commits"], 1)
+        self.assertEqual((st["events_accepted"], st["events_duplicate"]), (100, 10))
+        self.assertEqual(self.d.creator("df:a")["counts"]["like"], 100)
+
+    def test_another_daemon_between_commits_breaks_the_chain(self):
+        d2 = self.start_daemon("second")
+        self.send_ids(self.d, "df:b", ["x%d" % i for i in range(20)], 20)
+        st = self.send_ids(self.d, "df:b", ["y%d" % i for i in range(20)], 40)
+        self.assertEqual(st["dedup_filtered_commits"], 1)
+        z = ["z%d" % i for i in range(20)]
+        self.send_ids(d2, "df:b", z, 20)  # ids the first daemon's filter never saw
+        st = self.send_ids(self.d, "df:b", z[:10] + ["w%d" % i for i in range(10)], 50, dups=10)
+        self.assertEqual((st["events_accepted"], st["events_duplicate"]), (50, 10))
+        self.assertEqual(st["dedup_filtered_commits"], 1)  # every id was looked up
+        self.assertEqual(self.d.creator("df:b")["counts"]["like"], 70)
 
 
 class Hints(Case):

@@ -362,9 +362,11 @@ class Runs(unittest.TestCase):
                          for k in r.scan_iter(match=base + ":u:*", count=1000)}
         n = len(prefix)
         # the dedup: each slice's generations, and every set
-        # (ids:<slice> the generations, ids:<slice>:<g> the bitmap of sets given a TTL)
-        w["ids"] = {k[n:]: (up(r.get(k)) if k.count(b":") == 2 else r.get(k) if k.count(b":") == 3
-                            else sorted(r.smembers(k)))
+        # (ids:<slice> the generations, ids:<slice>:<g> the bitmap of sets given a TTL,
+        # ids:chain the last commit and its chain)
+        w["ids"] = {k[n:]: (r.get(k) if k.endswith(b":chain") else
+                            up(r.get(k)) if k.count(b":") == 2 else
+                            r.get(k) if k.count(b":") == 3 else sorted(r.smembers(k)))
                     for k in r.scan_iter(match=prefix + "ids:*", count=1000)}
         w["req"] = {k[n:]: up(r.get(k)) for k in r.scan_iter(match=prefix + "req:*", count=1000)}
         w["commit"] = {k[n:]: normal_reply(r.get(k))
@@ -707,6 +709,124 @@ class Runs(unittest.TestCase):
         self.report("replay")
         self.assertEqual(self.stats["replayed_units"], 2)
         self.assertEqual(self.stats["refused"], 2)
+
+
+class Chain(unittest.TestCase):
+    """The dedup chain (nousu.lua, Dedup:follow_chain): a daemon's filter
+    (daemon/idfilter.c) is trusted -- only the ids it flags are looked up --
+    along an unbroken run of that daemon's commits, once no id from before
+    the run can be live; any other writer's commit breaks the run."""
+
+    def setUp(self):
+        self.redis = redis_with_library(self, LUA, "nousu-chain-")
+        self.r = self.redis.client
+        self.rng = random.Random(77)
+        self.n = 0
+        self.w = (W0 // MIN) * MIN + 1000  # early in a 60 s slice
+
+    def fresh(self, n):
+        return [self.rng.getrandbits(64) for _ in range(n)]
+
+    def send(self, wall, hashes, maybe=(), expect="", claim="", cid=None):
+        """One runs-form commit of hashes at wall; maybe: those the daemon's
+        filter flags. Returns (ok, dup, filtered, commit id)."""
+        self.n += 1
+        cid = cid or "d:%d" % self.n
+        evs = [Ev("c%d" % (i % 5), LIKE, T0 + 10 * MIN + i, idh=h) for i, h in enumerate(hashes)]
+        argv1, ids, owners, _ = runs_form(Runs.cfg("nousu:", wall), [Unit(None, evs)])
+        if claim != "":
+            idl = up(ids)
+            flagged = {id_str(h).encode() for h in maybe}
+            ids = pk(idl + [[k + 1 for k, x in enumerate(idl[0]) if x in flagged]])
+        raw = self.r.execute_command("FCALL", "nousu_commit_runs", 0, argv1, cid, ids, owners,
+                                     "", "", pk([]), expect, str(claim))
+        out = up(raw)
+        u = out[0][0]
+        ok, dup = (u, 0) if isinstance(u, int) else (u[1], u[2])
+        return ok, dup, out[5], cid
+
+    def chain(self):
+        """[last commit, start, empty]: P:ids:chain less its counts."""
+        return self.r.get("nousu:ids:chain").decode().split(" ")[:3]
+
+    def counts(self):
+        return self.r.get("nousu:ids:chain").decode().split(" ")[3]
+
+    def test_filter_trusted_along_one_chain_from_an_empty_redis(self):
+        w, a, b = self.w, self.fresh(20), self.fresh(10)
+        claim = w - 1
+        ok, dup, filtered, c1 = self.send(w, a, claim=claim)
+        self.assertEqual((ok, dup, filtered), (20, 0, False))  # no chain to follow yet
+        self.assertEqual(self.chain(), [c1, str(w), "1"])  # ... but no ids were live
+        ok, dup, filtered, c2 = self.send(w + 1000, b + a[:3], maybe=a[:3], expect=c1, claim=claim)
+        self.assertEqual((ok, dup, filtered), (10, 3, True))  # the flagged ids are looked up
+        # ... and only those: an id the filter does not flag is taken as new
+        # (why the filter must hold every id sent)
+        ok, dup, filtered, c3 = self.send(w + 2000, a[3:5], expect=c2, claim=claim)
+        self.assertEqual((ok, dup, filtered), (2, 0, True))
+        # without a claim, every id is looked up
+        ok, dup, filtered, c4 = self.send(w + 3000, a[5:8], expect=c3)
+        self.assertEqual((ok, dup, filtered), (0, 3, False))
+        self.assertEqual(self.chain(), [c4, str(w), "1"])
+        # a filter newer than the chain (the daemon reset it) is not trusted
+        ok, dup, filtered, c5 = self.send(w + 4000, a[8:10], expect=c4, claim=w + 3500)
+        self.assertEqual((ok, dup, filtered), (0, 2, False))
+        # the events form follows the chain too; a commit without an id ends it
+        evs = [Ev("c0", LIKE, T0 + 11 * MIN, idh=h) for h in self.fresh(2)]
+        self.r.execute_command("FCALL", "nousu_commit", 0,
+                               events_form(Runs.cfg("nousu:", w + 5000), [Unit(None, evs)]),
+                               "e:1", "", c5)
+        self.assertEqual(self.chain(), ["e:1", str(w), "1"])
+        self.r.execute_command("FCALL", "nousu_commit", 0,
+                               events_form(Runs.cfg("nousu:", w + 6000), [Unit(None, evs)]))
+        self.assertIsNone(self.r.get("nousu:ids:chain"))
+
+    def test_another_writer_breaks_the_chain_until_its_ids_are_dead(self):
+        w, claim = self.w, self.w - 1
+        _, _, _, c1 = self.send(w, self.fresh(10), claim=claim)
+        _, _, filtered, c2 = self.send(w + 1000, self.fresh(10), expect=c1, claim=claim)
+        self.assertTrue(filtered)
+        x = self.fresh(6)
+        self.send(w + 1500, x, cid="other:1")  # another daemon, its ids unknown to the filter
+        ok, dup, filtered, c3 = self.send(w + 2000, x[:2] + self.fresh(3), expect=c2, claim=claim)
+        self.assertEqual((ok, dup, filtered), (3, 2, False))
+        self.assertEqual(self.chain(), [c3, str(w + 2000), "0"])  # a new chain, ids were live
+        ok, dup, filtered, c4 = self.send(w + 3000, x[2:4], expect=c3, claim=claim)
+        self.assertEqual((ok, dup, filtered), (0, 2, False))  # held, but x may be live
+        # two slices after the chain's first, behind the oldest live one: x is dead
+        start_slice = (w + 2000) // MIN
+        w_trust = (start_slice + 2) * MIN + HORIZON
+        _, _, filtered, c5 = self.send(w_trust - 1000, self.fresh(2), expect=c4, claim=claim)
+        self.assertFalse(filtered)
+        _, _, filtered, c6 = self.send(w_trust, self.fresh(2), expect=c5, claim=claim)
+        self.assertTrue(filtered)
+        # a lost commit (expect names one that never landed) breaks it too
+        _, _, filtered, _ = self.send(w_trust + 1000, self.fresh(2), expect="d:999", claim=claim)
+        self.assertFalse(filtered)
+
+    def test_ids_written_outside_the_chain_break_it(self):
+        w, claim = self.w, self.w - 1
+        _, _, _, c1 = self.send(w, self.fresh(10), claim=claim)
+        _, _, filtered, c2 = self.send(w + 1000, self.fresh(10), expect=c1, claim=claim)
+        self.assertTrue(filtered)
+        slice_ = w // MIN
+        self.assertEqual(self.counts(), "%d:20" % slice_)  # the live slices' ids
+        # a writer that does not follow chains (an older library) adds ids:
+        # the chain names c2 still, but the counts differ
+        key = "nousu:ids:%d" % slice_
+        gens = up(self.r.get(key))
+        gens[-1][1] += 5
+        self.r.set(key, pk(gens))
+        _, _, filtered, c3 = self.send(w + 2000, self.fresh(2), expect=c2, claim=claim)
+        self.assertFalse(filtered)
+        self.assertEqual(self.chain(), [c3, str(w + 2000), "0"])
+        # a commit that failed half way leaves '-' for counts: no chain
+        w2 = (slice_ + 3) * MIN + HORIZON  # (c3's chain would be trusted here)
+        self.r.set("nousu:ids:chain", "%s %d 0 -" % (c3, w + 2000))
+        _, _, filtered, c4 = self.send(w2, self.fresh(2), expect=c3, claim=claim)
+        self.assertFalse(filtered)
+        _, _, filtered, c5 = self.send(w2 + HORIZON + 3 * MIN, self.fresh(2), expect=c4, claim=claim)
+        self.assertTrue(filtered)
 
 
 class Hints(unittest.TestCase):
