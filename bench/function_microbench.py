@@ -14,7 +14,12 @@ loaded into a throwaway redis-server and fed hand-built commits.
           set-max-intset-entries given: commits of 20,000 events with ids,
           less the same commits without ids (runs form, 200 creators)
 
-Usage: bench/function_microbench.py [--dedup=512,2048] [LUA_FILE]
+  dedup-live (only with --dedup-live=..., ~3 min per size): the 3 slices a
+          commit asks each filled to 1M, then (another Redis) 3M ids; the cost of an id looked up
+          against that of one only added, as along a daemon's chain with its
+          filter of ids sent (daemon/idfilter.c)
+
+Usage: bench/function_microbench.py [--dedup=512,2048 | --dedup-live=4096] [LUA_FILE]
 """
 import contextlib
 import os
@@ -77,13 +82,24 @@ def commit_runs(r, now, events):
                                          for e in events])
 
 
-def time_runs(r, cfg, evs):
-    """Seconds for one nousu_commit_runs of evs (test_runs.Ev), one unit."""
+def time_runs(r, cfg, evs, chain=None, filtered=False):
+    """Seconds for one nousu_commit_runs of evs (test_runs.Ev), one unit.
+    chain: {"last": commit id} to follow the dedup chain as a daemon does;
+    filtered: with a claim, and no id flagged (all fresh), as a daemon's
+    filter of ids sent would send them (nousu.lua, the chain)."""
     blob, groups, owners, _ = test_runs.runs_form(cfg, [test_runs.Unit(None, evs)])
+    cid, more = os.urandom(8).hex(), []
+    if chain is not None:
+        if filtered:
+            groups = msgpack.packb(msgpack.unpackb(groups) + [[]])
+        more = ["", "", msgpack.packb([]), chain["last"], "0" if filtered else ""]
+        chain["last"] = cid
     t = time.perf_counter()
-    r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
-                      groups, owners)
-    return time.perf_counter() - t
+    out = r.execute_command("FCALL", "nousu_commit_runs", 0, blob, cid, groups, owners, *more)
+    took = time.perf_counter() - t
+    if filtered and not msgpack.unpackb(out)[5]:
+        raise SystemExit("dedup: the chain broke, the commit was not filtered")
+    return took
 
 
 def commit_hinted(r, now, rng, n=3000):
@@ -140,6 +156,43 @@ def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
                                  entries, r.dbsize()), flush=True)
 
 
+def dedup_live(lua, entries, levels=(1000000, 3000000)):
+    """The dedup in steady state: the 3 slices a commit asks (default
+    horizon) each holding as many ids, every id looked up or, along one
+    daemon's chain with its filter, only added. A Redis per level, its
+    slices filled in order: the chain wants a daemon's clock, which does not
+    go back (and a slice's keys live ~3 min from its first commit)."""
+    for level in levels:
+        dedup_live_level(lua, entries, level)
+
+
+def dedup_live_level(lua, entries, level):
+    with loaded_redis(lua, set_max_intset_entries=entries) as r:
+        rng = random.Random(2)
+        s2 = int(time.time() * 1000) // 60000 + 2  # (keys live ~3 min past now)
+        walls = [(s2 - k) * 60000 + 1000 for k in (2, 1, 0)]
+        cfgs = [bench_cfg(w, entries * 3 // 4) for w in walls]
+        creators = ["c%d" % i for i in range(200)]
+        chain = {"last": ""}
+
+        def one(cfg, with_ids, filtered=False):
+            return time_runs(r, cfg, [test_runs.Ev(rng.choice(creators), 1,
+                                                   cfg[1] - rng.randrange(30000),
+                                                   idh=rng.getrandbits(64) if with_ids else None)
+                                      for _ in range(20000)], chain, filtered)
+        for cfg in cfgs:
+            for _ in range(level // 20000):
+                one(cfg, True)
+        now = cfgs[-1]
+        without = min(one(now, False) for _ in range(3))
+        looked = min(one(now, True) for _ in range(3))
+        spared = min(one(now, True, True) for _ in range(3))
+        print("dedup, 3 live slices of %9s ids: %5.2f us/id looked up, %5.2f filtered "
+              "(set-max-intset-entries %d)" % ("{:,}".format(level), (looked - without) * 1e6 / 20000,
+                                               (spared - without) * 1e6 / 20000, entries),
+              flush=True)
+
+
 def main():
     args = sys.argv[1:]
     dedup = [a for a in args if a.startswith("--dedup")]
@@ -148,7 +201,10 @@ def main():
     if dedup:
         sizes = dedup[0].partition("=")[2] or "512"
         for entries in map(int, sizes.split(",")):
-            dedup_steady(lua, entries)
+            if dedup[0].startswith("--dedup-live"):
+                dedup_live(lua, entries)
+            else:
+                dedup_steady(lua, entries)
         return
     with loaded_redis(lua) as r:
         rng = random.Random(1)
