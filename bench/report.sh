@@ -46,6 +46,7 @@ grep -m1 '^nousu-bench: run' "$out/ids-AOF_off.txt"
 printf '%-20s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' config events/s counts us/ev naive pipel \
     "p50 ms" "p99 ms" "RSS MB" KB/creator B/id
 while IFS='|' read -r name eps us naive pipe p50 p99 ver rss kb bid; do
+    eps=$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$eps") # figures.awk strips the commas
     printf '%-20s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' "$name" "$eps" "$ver" "$us" "$naive" \
         "$pipe" "$p50" "$p99" "$rss" "$kb" "$bid"
 done <"$out/rows"
