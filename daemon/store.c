@@ -57,10 +57,11 @@ struct store {
     plan prepared;
     const batch *prepared_for;
     int64_t intset_max; /* Redis's set-max-intset-entries; 0 unknown, -1 not read yet */
-    /* the ids of the commits sent (NULL: none kept), and the last commit
-     * sent, the one the next follows in the chain (nousu.lua, Dedup) */
+    /* the ids of the commits sent (NULL: none kept); the last commit sent,
+     * the one the next follows in the chain (nousu.lua, Dedup), and the
+     * one that followed, for a resend of the last after a lost connection */
     idfilter *idf;
-    char chain_last[64];
+    char chain_last[64], chain_prev[64];
 };
 
 /* ---- connection ------------------------------------------------------ */
@@ -650,6 +651,19 @@ static void hold_ids(store *s, const plan *pl, const commit_params *p) {
             idfilter_add(s->idf, pl->events[i].idh, p->wall_ms);
 }
 
+/* The commit this one follows in the chain: the last one sent, or for a
+ * resend of that one (its connection lost) the one it followed. */
+static const char *chain_expect(const store *s, const char *commit_id) {
+    return strcmp(commit_id, s->chain_last) == 0 ? s->chain_prev : s->chain_last;
+}
+
+static void chain_sent(store *s, const char *commit_id) {
+    if (strcmp(commit_id, s->chain_last) == 0)
+        return;
+    memcpy(s->chain_prev, s->chain_last, sizeof s->chain_prev);
+    snprintf(s->chain_last, sizeof s->chain_last, "%s", commit_id);
+}
+
 static int send_events_form(store *s, const batch *b, const plan *pl, const commit_params *p,
                             const char *commit_id, const char *after) {
     mpbuf_clear(&s->sb);
@@ -657,10 +671,9 @@ static int send_events_form(store *s, const batch *b, const plan *pl, const comm
     if (s->sb.failed)
         return -ENOMEM;
     hold_ids(s, pl, p);
-    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.sb.data, commit_id, after,
-                          s->chain_last};
-    size_t lens[] = {5, 12, 1, s->sb.sb.size, strlen(commit_id), strlen(after),
-                     strlen(s->chain_last)};
+    const char *expect = chain_expect(s, commit_id);
+    const char *argv[] = {"FCALL", "nousu_commit", "0", s->sb.sb.data, commit_id, after, expect};
+    size_t lens[] = {5, 12, 1, s->sb.sb.size, strlen(commit_id), strlen(after), strlen(expect)};
     return send_call(s, 7, argv, lens);
 }
 
@@ -677,12 +690,13 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
         return rc;
     hold_ids(s, &t->pl, p);
     const char *fallbacks = s->wb.fallbacks.sb.data ? s->wb.fallbacks.sb.data : "";
+    const char *expect = chain_expect(s, commit_id);
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.sb.data, commit_id,
                           s->ids.sb.data, s->owners.sb.data, after, fallbacks,
-                          s->wb.hints.sb.data, s->chain_last, claim};
+                          s->wb.hints.sb.data, expect, claim};
     size_t lens[] = {5, 17, 1, s->sb.sb.size, strlen(commit_id), s->ids.sb.size,
                      s->owners.sb.size, strlen(after), s->wb.fallbacks.sb.size,
-                     s->wb.hints.sb.size, strlen(s->chain_last), strlen(claim)};
+                     s->wb.hints.sb.size, strlen(expect), strlen(claim)};
     return send_call(s, 12, argv, lens);
 }
 
@@ -720,7 +734,7 @@ int store_commit_send(store *s, const batch *b, const commit_params *p, const ch
         plan_free(&t->pl);
         return rc < 0 ? rc : -EIO;
     }
-    snprintf(s->chain_last, sizeof s->chain_last, "%s", commit_id);
+    chain_sent(s, commit_id);
     s->sent_n++, s->sent_seq++;
     return 0;
 }

@@ -337,6 +337,40 @@ class RedisKilled(AckedLoad):
         self.assertEqual(reconnects, 2)
         self.assertIsNone(self.d.proc.poll())
 
+    def test_ids_resent_after_a_redis_restart_found_along_the_chain(self):
+        """The committer's filter of ids sent (dedup_filter_mb) spares Redis
+        the lookups only along the chain of P:ids:chain. Redis killed and
+        restarted from its AOF brings the chain back as of the last commit,
+        so the daemon goes on trusting its filter: the resent ids it flags
+        must be found in the restored sets."""
+        t = now_ms() - 1000
+        push = self.d.push()
+
+        def send(ids):
+            push.send(pack([ev("f:chain", "like", t, id=i) for i in ids]))
+
+        def wait(accepted, dup):
+            return wait_daemon(self.d, lambda: (lambda st: st["events_accepted"] >= accepted
+                                                and st["events_duplicate"] >= dup and st)(
+                                                    stats_alive(self.d)), 20, "events counted")
+        a, b = ["a%d" % i for i in range(100)], ["b%d" % i for i in range(100)]
+        send(a)
+        wait(100, 0)
+        send(b)
+        st = wait(200, 0)
+        self.assertEqual(st["dedup_filtered_commits"], 1)
+        stop_pid(self.redis.proc, signal.SIGKILL)
+        self.redis = RedisServer(self.dir, port=self.redis.port, expect_empty=False, **AOF)
+        self.r = self.redis.client
+        send(a[:20] + b[:20] + ["c%d" % i for i in range(50)])
+        st = wait(250, 40)
+        figures("ids-after-restart", accepted=st["events_accepted"],
+                duplicate=st["events_duplicate"], filtered=st["dedup_filtered_commits"],
+                redis_errors=st["redis_errors"])
+        self.assertEqual((st["events_accepted"], st["events_duplicate"]), (250, 40))
+        self.assertEqual(st["dedup_filtered_commits"], 2)  # the chain held across the restart
+        self.assertEqual(counts_in_redis(self.r, "f:chain")[TYPES.index("like")], 250)
+
     def test_request_resent_during_outage_is_applied_once(self):
         """SPEC §4: a resent request is not applied again and gets the ack of
         the first time, with or without event ids. During an outage the
