@@ -707,12 +707,13 @@ function Dedup:follow_chain(commit_id, expect, claim)
   local raw = redis.call('GET', key)
   local last, start, empty, counts
   if raw then last, start, empty, counts = string.match(raw, '^(%S+) (%-?%d+) ([01]) (%S*)$') end
+  local live = self:live_counts()
   local held = expect ~= nil and expect ~= '' and last == expect and counts ~= '-'
-      and self:still_live(counts) == self:live_counts()
+      and self:still_live(counts) == live
   if held then
     start, empty = tonumber(start), empty == '1'
   else
-    start, empty = self.cfg.wall, self:live_counts() == ''
+    start, empty = self.cfg.wall, live == ''
   end
   self.chain = { key = key, id = commit_id, start = start, empty = empty,
                  ttl = S(self.cfg.horizon_ms + 2 * DEDUP_SLICE_MS) }
