@@ -642,10 +642,13 @@ static int send_call(store *s, int argc, const char **argv, const size_t *lens) 
     return 0;
 }
 
-/* Into the filter, before the commit can land: every id the plan sends. */
+/* Into the filter, before the commit can land: every id the plan sends;
+ * the slices no commit from now on asks go (either form: a daemon may send
+ * only events forms for a while). */
 static void hold_ids(store *s, const plan *pl, const commit_params *p) {
     if (!s->idf)
         return;
+    idfilter_expire(s->idf, p->wall_ms, p->horizon_ms);
     for (size_t i = 0; i < pl->n_events; i++)
         if (pl->events[i].ev->id.len)
             idfilter_add(s->idf, pl->events[i].idh, p->wall_ms);
@@ -680,11 +683,8 @@ static int send_events_form(store *s, const batch *b, const plan *pl, const comm
 static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit_params *p,
                           const char *commit_id, const char *after, state_cache *cache) {
     char claim[24] = "";
-    if (s->idf) {
-        idfilter_expire(s->idf, p->wall_ms, p->horizon_ms);
-        if (idfilter_covers(s->idf, p->wall_ms, p->horizon_ms))
-            snprintf(claim, sizeof claim, "%" PRId64, idfilter_since(s->idf));
-    }
+    if (s->idf && idfilter_covers(s->idf, p->wall_ms, p->horizon_ms))
+        snprintf(claim, sizeof claim, "%" PRId64, idfilter_since(s->idf));
     int rc = pack_runs_form(s, b, &t->pl, p, claim[0], t->seq, cache, &t->hints);
     if (rc < 0)
         return rc;
