@@ -438,8 +438,7 @@ static void commit_done(loop *l, size_t i, int64_t took_us) {
     l->stats.hints_sent += h->res.hints_sent;
     l->stats.hints_taken += h->res.hints_taken;
     l->stats.dedup_filtered_commits += h->res.dedup_filtered;
-    if (h->res.dedup_filter_bytes)
-        l->stats.dedup_filter_bytes = h->res.dedup_filter_bytes;
+    l->stats.dedup_filter_bytes = h->res.dedup_filter_bytes;
     account_results(l, h);
     reconnect_now(l);
     decide_ctx d = decide_context(l);
