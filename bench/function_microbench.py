@@ -129,6 +129,14 @@ def commit_hinted(r, now, rng, n=3000):
     return took
 
 
+def like_commit(rng, creators, wall, with_ids):
+    """20,000 likes (test_runs.Ev) within 30 s before wall, with or without
+    a random id each."""
+    return [test_runs.Ev(rng.choice(creators), 1, wall - rng.randrange(30000),
+                         idh=rng.getrandbits(64) if with_ids else None)
+            for _ in range(20000)]
+
+
 def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
     """The dedup case: every commit at one wall clock, early in a slice, so
     that all of them fill the same slice, as 60 s of traffic would."""
@@ -139,10 +147,7 @@ def dedup_steady(lua, entries, levels=(0, 1000000, 3000000, 6000000)):
         creators = ["c%d" % i for i in range(200)]
 
         def one(with_ids):
-            return time_runs(r, cfg, [test_runs.Ev(rng.choice(creators), 1,
-                                                   now - rng.randrange(30000),
-                                                   idh=rng.getrandbits(64) if with_ids else None)
-                                      for _ in range(20000)])
+            return time_runs(r, cfg, like_commit(rng, creators, now, with_ids))
         filled = 0
         for level in levels:
             while filled < level:
@@ -176,10 +181,7 @@ def dedup_live_level(lua, entries, level):
         chain = {"last": ""}
 
         def one(cfg, with_ids, filtered=False):
-            return time_runs(r, cfg, [test_runs.Ev(rng.choice(creators), 1,
-                                                   cfg[1] - rng.randrange(30000),
-                                                   idh=rng.getrandbits(64) if with_ids else None)
-                                      for _ in range(20000)], chain, filtered)
+            return time_runs(r, cfg, like_commit(rng, creators, cfg[1], with_ids), chain, filtered)
         for cfg in cfgs:
             for _ in range(level // 20000):
                 one(cfg, True)
