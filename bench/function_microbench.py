@@ -229,11 +229,10 @@ def main():
                                       str(rng.getrandbits(63)))
                                    for i in range(20000)]) for _ in range(3))
         print("ids:    %5.2f us/event" % (best * 1e6 / 20000))
-        best = min(commit_hinted(r, now, rng) for _ in range(5))
-        print("hints:  %5.2f us/hinted run (3,000 runs, every hint taken)" % (best * 1e6 / 3000))
-        best = min(commit_hinted(r, now, rng, fallback=230) for _ in range(5))
-        print("hints:  %5.2f us/hinted run with 230 B of ARGV[6] each (the events, unread)" %
-              (best * 1e6 / 3000))
+        for fallback, what in ((0, "3,000 runs, every hint taken"),
+                               (230, "with 230 B of ARGV[6] each, the events, unread")):
+            best = min(commit_hinted(r, now, rng, fallback=fallback) for _ in range(5))
+            print("hints:  %5.2f us/hinted run (%s)" % (best * 1e6 / 3000, what))
         n = 5000
         for hr in range(24, 0, -1):
             commit(r, now, [ev(i, "a%d" % i, 1, now - hr * HOUR + rng.randrange(HOUR // 2))
