@@ -426,6 +426,14 @@ static void commit_failed(loop *l) {
 
 static void reconnect_now(loop *l);
 
+/* How long the commit's oldest event waited in the daemon, read to reply:
+ * the daemon's share of an alert's latency. received_ms is wall clock, so a
+ * clock stepped back reads as no wait rather than a negative one. */
+static double commit_lag_s(const batch *b) {
+    int64_t lag = wall_ms() - b->received_ms;
+    return lag > 0 ? (double)lag / 1000.0 : 0;
+}
+
 /* q's entry i is committed: count, detect, post, ack, and let it go. The
  * commit just worked, so the post's connection is reopened now if it was
  * lost. */
@@ -434,6 +442,7 @@ static void commit_done(loop *l, size_t i, int64_t took_us) {
     l->commit_backoff_ms = 0;
     histogram_observe(&l->stats.redis_seconds, (double)took_us / 1e6);
     histogram_observe(&l->stats.commit_events, (double)h->b.n_items);
+    histogram_observe(&l->stats.commit_lag_seconds, commit_lag_s(&h->b));
     l->stats.commits++;
     l->stats.hints_sent += h->res.hints_sent;
     l->stats.hints_taken += h->res.hints_taken;

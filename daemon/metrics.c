@@ -20,6 +20,8 @@
 static const double redis_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                       0.05,   0.1,   0.25,   0.5,   1,    2.5, 5};
 static const double commit_bounds[] = {1, 10, 100, 1000, 10000, 100000};
+static const double lag_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                    0.25,  0.5,    1,     2.5,  5,     10};
 
 void histogram_init(histogram *h, const double *bounds, int n_bounds) {
     memset(h, 0, sizeof *h);
@@ -41,6 +43,8 @@ void stats_init(stats *st) {
                    (int)(sizeof redis_bounds / sizeof redis_bounds[0]));
     histogram_init(&st->commit_events, commit_bounds,
                    (int)(sizeof commit_bounds / sizeof commit_bounds[0]));
+    histogram_init(&st->commit_lag_seconds, lag_bounds,
+                   (int)(sizeof lag_bounds / sizeof lag_bounds[0]));
 }
 
 /* ---- rendering ------------------------------------------------------------ */
@@ -147,6 +151,9 @@ int metrics_render(const stats *st, double start_s, const char *version, char **
     render_histogram(&t, "nousu_redis_roundtrip_seconds", "Redis round-trip latency.",
                      &st->redis_seconds);
     render_histogram(&t, "nousu_commit_events", "Events per commit.", &st->commit_events);
+    render_histogram(&t, "nousu_commit_lag_seconds",
+                     "From reading a commit's first event to its reply from Redis.",
+                     &st->commit_lag_seconds);
     gauge(&t, "nousu_redis_up", "1 while Redis answers.", st->redis_up);
     gauge(&t, "nousu_batch_pending_events", "Events taken in and not yet committed.",
           (double)st->pending_events);

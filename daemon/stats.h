@@ -41,6 +41,7 @@ typedef struct stats {
     uint64_t redis_errors;
     histogram redis_seconds; /* round-trip latency of commits and posts */
     histogram commit_events; /* events per commit */
+    histogram commit_lag_seconds; /* a commit's first event read to its reply */
     /* gauges */
     int redis_up;
     uint64_t pending_events;   /* taken in, not yet committed */

@@ -62,6 +62,13 @@ class Metrics(Case):
         self.assertGreaterEqual(metric(text, "nousu_redis_roundtrip_seconds_count"), 1)
         self.assertEqual(metric(text, "nousu_commit_events_bucket", '{le="+Inf"}'),
                          metric(text, "nousu_commit_events_count"))
+        # one lag per commit, none negative, none past the test's own length
+        commits = metric(text, "nousu_commits_total")
+        self.assertEqual(metric(text, "nousu_commit_lag_seconds_count"), commits)
+        self.assertEqual(metric(text, "nousu_commit_lag_seconds_bucket", '{le="+Inf"}'), commits)
+        lag = metric(text, "nousu_commit_lag_seconds_sum")
+        self.assertGreaterEqual(lag, 0)
+        self.assertLess(lag, commits * 60)
         # a Prometheus text format sanity check: every sample has HELP/TYPE
         for name in set(re.findall(r"^([a-z_]+?)(?:_bucket|_sum|_count)?[{ ]", text, re.M)):
             self.assertTrue(re.search(r"^# TYPE %s" % name, text, re.M) or
