@@ -558,6 +558,15 @@ end
 -- P:ids:<slice> lists the slice's generations, msgpack [[B, ids]...]. A
 -- commit asks each set its ids fall into once (SMISMEMBER) and adds to each
 -- set of the current generation once (SADD).
+-- With the nousu Redis module loaded (daemon/redis-module), a generation is
+-- instead one table, P:ids:<slice>:<gen>:t (a string of 8-byte slots,
+-- daemon/idtable.h), {slots, ids, 1} in P:ids:<slice>: a commit asks and adds
+-- to it in one call per 1000 ids, where the sets take one call per set, and
+-- the sets a commit touches grow with the slice. A table is sized, at most
+-- 3/4 full, for the previous slice's ids plus a quarter, and a full one is
+-- followed by one twice its size: its slots are allocated when it is made.
+-- Generations of both kinds may share a slice (the module loaded, or
+-- unloaded, mid-slice); a live table without the module fails the commit.
 -- P:ids:<slice>:<gen> is a bitmap of the generation's sets already given
 -- their TTL (bit b for set b), read once per commit: a set is touched by
 -- hundreds of commits, and a PEXPIRE each time was a third of the dedup's
@@ -569,6 +578,7 @@ local DEDUP_SLICE_MS = 60000
 local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
 local PLACES = 65536
 local GEN_GROWTH = 8
+local TABLE_MIN_SLOTS, TABLE_MAX_SLOTS = 65536, 2 ^ 30
 
 local Dedup = {}
 Dedup.__index = Dedup
@@ -584,7 +594,24 @@ local function dedup_new(cfg)
   -- the current slice is asked until its end leaves the horizon
   self.ttl_ms = S((self.cur + 1) * DEDUP_SLICE_MS + cfg.horizon_ms + DEDUP_SKEW_MS - cfg.wall)
   self.timed_ttl_ms = S((self.cur + 1) * DEDUP_SLICE_MS + DEDUP_SKEW_MS - cfg.wall)
+  -- the module answers (an empty array) where a Redis without it errors
+  local probe = redis.pcall('NOUSU.IDHAS', cfg.prefix .. 'ids:probe')
+  self.tables = type(probe) == 'table' and probe.err == nil
   return self
+end
+
+local function is_table(gen) return gen[3] == 1 end
+
+-- The ids a generation takes: 3/4 of a table's slots, or B sets' worth.
+function Dedup:room(gen)
+  return is_table(gen) and gen[1] / 4 * 3 or gen[1] * self.cfg.set_ids
+end
+
+-- Slots for a table of want ids at most 3/4 full.
+local function table_slots(want)
+  local slots = TABLE_MIN_SLOTS
+  while slots / 4 * 3 < want and slots < TABLE_MAX_SLOTS do slots = slots * 2 end
+  return slots
 end
 
 function Dedup:slice_key(slice)
@@ -618,17 +645,29 @@ end
 function Dedup:prefetch(ids, places)
   if #ids == 0 then return end
   local known = self.known
+  local function mark(r, k)
+    for x = 1, #r do
+      if r[x] == 1 then known[ids[k + x - 1]] = true end
+    end
+  end
   for slice = self.oldest, self.cur do
     for g, gen in ipairs(self:slice_gens(slice)) do
       local base = self:slice_key(slice) .. ':' .. g .. ':'
-      each_set(places, gen[1], function(b, i, j)
-        for k = i, j, 1000 do
-          local r = redis.call('SMISMEMBER', base .. b, unpack(ids, k, math.min(k + 999, j)))
-          for x = 1, #r do
-            if r[x] == 1 then known[ids[k + x - 1]] = true end
-          end
+      if is_table(gen) then
+        if not self.tables then
+          error('nousu: live event-id tables need the nousu Redis module (loadmodule '
+                .. 'nousu_ids.so, docs/operations.md)')
         end
-      end)
+        for k = 1, #ids, 1000 do
+          mark(redis.call('NOUSU.IDHAS', base .. 't', unpack(ids, k, math.min(k + 999, #ids))), k)
+        end
+      else
+        each_set(places, gen[1], function(b, i, j)
+          for k = i, j, 1000 do
+            mark(redis.call('SMISMEMBER', base .. b, unpack(ids, k, math.min(k + 999, j))), k)
+          end
+        end)
+      end
     end
   end
 end
@@ -637,13 +676,19 @@ end
 function Dedup:gen_for(n)
   local gens, cfg = self:slice_gens(self.cur), self.cfg
   local last = gens[#gens]
-  if last and last[2] + n <= last[1] * cfg.set_ids then return last, #gens end
+  if last and is_table(last) ~= self.tables then last = nil end -- a new kind
+  if last and last[2] + n <= self:room(last) then return last, #gens end
+  local before = 0
+  for _, gen in ipairs(self:slice_gens(self.cur - 1)) do before = before + gen[2] end
+  if self.tables then
+    local want = last and 2 * self:room(last) or before * 1.25
+    gens[#gens + 1] = { table_slots(math.max(want, n)), 0, 1 }
+    return gens[#gens], #gens
+  end
   local want
   if last then
     want = GEN_GROWTH * last[1]
   else
-    local before = 0
-    for _, gen in ipairs(self:slice_gens(self.cur - 1)) do before = before + gen[2] end
     want = math.max(cfg.dedup_buckets, before / cfg.set_ids)
   end
   want = math.max(want, n / cfg.set_ids)
@@ -757,6 +802,10 @@ function Dedup:remember(ids, places)
   local gen, g = self:gen_for(#ids)
   gen[2] = gen[2] + #ids
   local gkey = self:slice_key(self.cur) .. ':' .. g
+  if is_table(gen) then
+    self:remember_in_table(gkey .. ':t', gen[1], ids)
+    return
+  end
   local base, timed = gkey .. ':', redis.call('GET', gkey)
   local new = {}
   each_set(places, gen[1], function(b, i, j)
@@ -770,8 +819,22 @@ function Dedup:remember(ids, places)
     end
   end)
   set_bits(gkey, new, timed, self.timed_ttl_ms)
+  self:save_gens()
+end
+
+function Dedup:save_gens()
   redis.call('SET', self:slice_key(self.cur), cmsgpack.pack(self:slice_gens(self.cur)),
              'PX', self.ttl_ms)
+end
+
+-- Ids not known before into the table at key (made with slots slots if
+-- new); one PEXPIRE a commit, as cheap as asking whether it has one.
+function Dedup:remember_in_table(key, slots, ids)
+  for k = 1, #ids, 1000 do
+    redis.call('NOUSU.IDADD', key, slots, unpack(ids, k, math.min(k + 999, #ids)))
+  end
+  redis.call('PEXPIRE', key, self.ttl_ms)
+  self:save_gens()
 end
 
 -- { id, place } pairs in place order, as two lists.

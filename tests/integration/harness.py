@@ -19,6 +19,10 @@ import redis
 import zmq
 
 BUILD = os.environ.get("NOUSU_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+# NOUSU_REDIS_MODULE=path: every redis-server loads that module (the nousu_ids
+# tables for event ids instead of intsets; .ci/test runs the id tests so too).
+REDIS_MODULE = os.environ.get("NOUSU_REDIS_MODULE") or None
+MODULE_SO = os.path.join(BUILD, "nousu_ids.so")
 NOUSUD = os.path.join(BUILD, "nousud")
 TOOLS = os.path.join(BUILD, "clients")
 
@@ -62,7 +66,7 @@ class RedisServer:
     port and dir from its AOF passes expect_empty=False."""
 
     def __init__(self, workdir, appendonly=False, port=None, appendfsync=None,
-                 expect_empty=True):
+                 expect_empty=True, module=REDIS_MODULE, extra=()):
         self.dir = workdir
         self.port = port or free_port()
         args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
@@ -71,6 +75,9 @@ class RedisServer:
                 "--logfile", os.path.join(workdir, "redis.log")]
         if appendfsync:
             args += ["--appendfsync", appendfsync]
+        if module:
+            args += ["--loadmodule", module]
+        args += list(extra)
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             self.client = redis.Redis(host="127.0.0.1", port=self.port)
@@ -97,13 +104,13 @@ class RedisServer:
         stop_pid(self.proc)
 
 
-def redis_with_library(case, lua_path, prefix):
+def redis_with_library(case, lua_path, prefix, module=REDIS_MODULE, extra=()):
     """A fresh redis-server in a temp dir for a TestCase, the Function library
     loaded. The server is stopped by its PID and the dir removed when the
     test ends, also when setUp fails after this call. Returns the server."""
     workdir = tempfile.mkdtemp(prefix=prefix)
     case.addCleanup(shutil.rmtree, workdir, True)
-    server = RedisServer(workdir)
+    server = RedisServer(workdir, module=module, extra=extra)
     case.addCleanup(stop_pid, server.proc)
     with open(lua_path, "rb") as f:
         server.client.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())

@@ -15,6 +15,7 @@ import collections
 import math
 import os
 import random
+import struct
 import unittest
 
 import msgpack
@@ -53,6 +54,14 @@ def up(b):
 
 
 # ---- the batch, as the daemon holds it after decoding -------------------------
+
+
+def table_ids(raw):
+    """The ids in a table of the module (daemon/idtable.h), sorted: where
+    each sits depends on the order they came in, which the two forms may
+    not share."""
+    n = (len(raw) - 16) // 8
+    return sorted(v for v in struct.unpack("<%dQ" % n, raw[16:]) if v)
 
 class Ev:
     """One accepted event (event.h); None stands for an absent field."""
@@ -361,10 +370,11 @@ class Runs(unittest.TestCase):
             w["u"][c] = {int(k.rsplit(b":", 1)[1]): r.pfcount(k)
                          for k in r.scan_iter(match=base + ":u:*", count=1000)}
         n = len(prefix)
-        # the dedup: each slice's generations, and every set
+        # the dedup: each slice's generations, and every set or table
         # (ids:<slice> the generations, ids:<slice>:<g> the bitmap of sets given a TTL,
-        # ids:chain the last commit and its chain)
+        # ids:<slice>:<g>:t a table of the module, ids:chain the last commit and its chain)
         w["ids"] = {k[n:]: (r.get(k) if k.endswith(b":chain") else
+                            table_ids(r.get(k)) if k.endswith(b":t") else
                             up(r.get(k)) if k.count(b":") == 2 else
                             r.get(k) if k.count(b":") == 3 else sorted(r.smembers(k)))
                     for k in r.scan_iter(match=prefix + "ids:*", count=1000)}

@@ -1,0 +1,78 @@
+/* idtable.c -- a set of 64-bit ids in a flat buffer (see idtable.h). */
+#include <string.h>
+
+#include "idtable.h"
+
+static const char MAGIC[8] = {'n', 'o', 'u', 's', 'u', 'i', 'd', '1'};
+
+/* The buffer is a Redis string's bytes: no alignment to count on. */
+static uint64_t load(const unsigned char *p) {
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static void store(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof v); }
+
+/* splitmix64's finalizer: the ids are hashes already, but their low bits
+ * also pick the daemon filter's blocks and their top bits Redis's sets. */
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 30;
+    x *= UINT64_C(0xbf58476d1ce4e5b9);
+    x ^= x >> 27;
+    x *= UINT64_C(0x94d049bb133111eb);
+    return x ^ (x >> 31);
+}
+
+size_t idtable_bytes(uint64_t slots) { return IDTABLE_HEADER + (size_t)slots * 8; }
+
+bool idtable_slots_ok(uint64_t slots) {
+    return slots >= IDTABLE_MIN_SLOTS && slots <= IDTABLE_MAX_SLOTS && !(slots & (slots - 1));
+}
+
+uint64_t idtable_room(uint64_t slots) { return slots / 4 * 3; }
+
+void idtable_init(void *buf) {
+    memcpy(buf, MAGIC, sizeof MAGIC);
+    store((unsigned char *)buf + 8, 0);
+}
+
+uint64_t idtable_slots(size_t len) {
+    return len < IDTABLE_HEADER ? 0 : (uint64_t)(len - IDTABLE_HEADER) / 8;
+}
+
+uint64_t idtable_count(const void *buf) { return load((const unsigned char *)buf + 8); }
+
+bool idtable_valid(const void *buf, size_t len) {
+    uint64_t slots = idtable_slots(len);
+    return len >= IDTABLE_HEADER && memcmp(buf, MAGIC, sizeof MAGIC) == 0 &&
+           idtable_slots_ok(slots) && idtable_bytes(slots) == len &&
+           idtable_count(buf) <= idtable_room(slots);
+}
+
+/* The slot holding id, or the empty one where it would go. */
+static unsigned char *find(const unsigned char *buf, size_t len, uint64_t id) {
+    uint64_t mask = idtable_slots(len) - 1, i = mix64(id) & mask;
+    const unsigned char *slots = buf + IDTABLE_HEADER;
+    for (;;) {
+        uint64_t v = load(slots + i * 8);
+        if (v == id || v == 0)
+            return (unsigned char *)slots + i * 8;
+        i = (i + 1) & mask;
+    }
+}
+
+bool idtable_add(void *buf, size_t len, uint64_t id) {
+    id = id ? id : IDTABLE_ZERO;
+    unsigned char *slot = find(buf, len, id);
+    if (load(slot) == id)
+        return false;
+    store(slot, id);
+    store((unsigned char *)buf + 8, idtable_count(buf) + 1);
+    return true;
+}
+
+bool idtable_has(const void *buf, size_t len, uint64_t id) {
+    id = id ? id : IDTABLE_ZERO;
+    return load(find(buf, len, id)) == id;
+}

@@ -1,0 +1,51 @@
+/* idtable.h -- a set of 64-bit event-id hashes in one flat buffer: the
+ * value of a Redis string, kept by the nousu Redis module (daemon/redis-module/)
+ * so that a commit tests and adds its ids in one call per table instead of
+ * one SADD per intset its ids fall into (docs/performance.md, "A Redis
+ * module for the ids").
+ *
+ * Layout: an 8-byte magic, the count (uint64), then a power-of-2 number of
+ * 8-byte slots; 0 is an empty slot. Open addressing with linear probing from
+ * a mix of the id, kept at most 3/4 full (idtable_room): a miss probes ~2.5
+ * slots, and a table is 10.7-21 bytes an id. Id 0 is stored as IDTABLE_ZERO,
+ * so the two are one id (a 2^-64 chance for a hash). Pure: the buffer is the
+ * caller's; no allocation, no I/O. Byte order is the host's, like Redis's
+ * RDB of a string: a table moves between machines of one byte order only. */
+#ifndef NOUSU_IDTABLE_H
+#define NOUSU_IDTABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define IDTABLE_HEADER 16
+#define IDTABLE_MIN_SLOTS 64
+#define IDTABLE_MAX_SLOTS ((uint64_t)1 << 30)
+#define IDTABLE_ZERO UINT64_C(0x9e3779b97f4a7c15)
+
+/* Bytes of a table of slots slots (a power of 2 in the bounds above). */
+size_t idtable_bytes(uint64_t slots);
+
+/* True when slots is a power of 2 within [IDTABLE_MIN_SLOTS, IDTABLE_MAX_SLOTS]. */
+bool idtable_slots_ok(uint64_t slots);
+
+/* Make a zeroed buffer of idtable_bytes(slots) an empty table. */
+void idtable_init(void *buf);
+
+/* True when buf (len bytes) is a table: the magic, a valid slot count for
+ * len, and a count within its room. Everything below takes a valid one. */
+bool idtable_valid(const void *buf, size_t len);
+
+uint64_t idtable_slots(size_t len);
+uint64_t idtable_count(const void *buf);
+
+/* How many ids it may hold: 3/4 of its slots. */
+uint64_t idtable_room(uint64_t slots);
+
+/* Add id; true when it was not there. The caller keeps the count within
+ * idtable_room (a full table would probe forever). */
+bool idtable_add(void *buf, size_t len, uint64_t id);
+
+bool idtable_has(const void *buf, size_t len, uint64_t id);
+
+#endif

@@ -1,0 +1,180 @@
+"""The nousu Redis module (daemon/redis-module/nousu_ids.c) on a real
+redis-server: its two commands, its tables as plain strings (saved, loaded
+and expired by a Redis without it), and the Function's event-id dedup on
+them: one generation per slice sized from the slice before, a full table
+followed by one twice as large, a duplicate counted once, and a live table
+without the module failing the commit with a reason rather than
+forgetting ids. Skipped when the module was not built (no redismodule.h)."""
+import os
+import random
+import shutil
+import struct
+import tempfile
+import unittest
+
+import redis
+
+import test_function
+from harness import MODULE_SO, RedisServer, now_ms, redis_with_library, stop_pid
+from test_function import LUA
+
+HAVE_MODULE = os.path.exists(MODULE_SO)
+SKIP = "nousu_ids.so not built (no redismodule.h: bash .ci/redismodule-h)"
+
+
+def table_ids(raw):
+    n = (len(raw) - 16) // 8
+    return {v for v in struct.unpack("<%dQ" % n, raw[16:]) if v}
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
+class Commands(unittest.TestCase):
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix="nousu-mod-")
+        self.addCleanup(shutil.rmtree, self.dir, True)
+        self.redis = RedisServer(self.dir, module=MODULE_SO)
+        self.addCleanup(stop_pid, self.redis.proc)
+        self.r = self.redis.client
+
+    def add(self, key, slots, *ids):
+        return self.r.execute_command("NOUSU.IDADD", key, slots, *ids)
+
+    def has(self, key, *ids):
+        return self.r.execute_command("NOUSU.IDHAS", key, *ids)
+
+    def test_add_and_has(self):
+        self.assertEqual(self.add("t", 64, 1, 2, 3, 0, -5, 3), 5)  # 3 twice: once
+        self.assertEqual(self.add("t", 64, 2, 7), 1)
+        self.assertEqual(self.has("t", 1, 2, 4, 0, -5, -6, 7), [1, 1, 0, 1, 1, 0, 1])
+        self.assertEqual(self.has("absent", 1, 2), [0, 0])
+        raw = self.r.get("t")
+        self.assertEqual(len(raw), 16 + 64 * 8)
+        self.assertEqual(raw[:8], b"nousuid1")
+        self.assertEqual(struct.unpack("<Q", raw[8:16])[0], 6)
+        # -5 as its two's complement; 0 as the stand-in the header names
+        self.assertEqual(table_ids(raw), {1, 2, 3, 7, (1 << 64) - 5, 0x9e3779b97f4a7c15})
+
+    def test_many_ids_none_lost_none_invented(self):
+        rng = random.Random(7)
+        ids = [rng.getrandbits(63) - (1 << 62) for _ in range(3000)]
+        for k in range(0, 3000, 500):
+            self.assertEqual(self.add("m", 4096, *ids[k:k + 500]), 500)
+        self.assertEqual(self.has("m", *ids), [1] * 3000)
+        others = [rng.getrandbits(63) for _ in range(3000)]
+        self.assertEqual(sum(self.has("m", *others)), len(set(others) & set(ids)))
+
+    def test_refusals_change_nothing(self):
+        self.add("t", 64, *range(1, 41))
+        before = self.r.get("t")
+        with self.assertRaisesRegex(redis.ResponseError, "full"):
+            self.add("t", 64, *range(100, 109))  # 40 + 9 > 48, 3/4 of 64
+        with self.assertRaisesRegex(redis.ResponseError, "full"):
+            self.add("new", 64, *range(1, 50))
+        self.assertFalse(self.r.exists("new"))
+        with self.assertRaisesRegex(redis.ResponseError, "power of 2"):
+            self.add("u", 96, 1)
+        with self.assertRaisesRegex(redis.ResponseError, "signed 64-bit"):
+            self.add("t", 64, 50, "x")
+        self.assertEqual(self.r.get("t"), before)
+        self.r.set("s", "a user's string")
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
+            self.add("s", 64, 1)
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
+            self.has("s", 1)
+        self.assertEqual(self.r.get("s"), b"a user's string")
+
+    def test_tables_are_strings_for_a_redis_without_the_module(self):
+        self.add("t", 64, 10, 20)
+        self.r.pexpire("t", 600000)
+        self.r.save()
+        self.redis.stop()
+        plain = RedisServer(self.dir, port=self.redis.port, expect_empty=False, module=None)
+        self.addCleanup(stop_pid, plain.proc)
+        self.assertEqual(table_ids(plain.client.get("t")), {10, 20})
+        self.assertGreater(plain.client.pttl("t"), 0)
+        with self.assertRaisesRegex(redis.ResponseError, "unknown command"):
+            plain.client.execute_command("NOUSU.IDHAS", "t", 10)
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
+class Dedup(test_function.Function):
+    """The Function's dedup with the module loaded: test_function's helpers,
+    none of its tests (they run in test_function)."""
+
+    def setUp(self):
+        # MODULE LOAD and UNLOAD, refused by default, from here only
+        self.redis = redis_with_library(self, LUA, "nousu-modfn-", module=MODULE_SO,
+                                        extra=["--enable-module-command", "local"])
+        self.r = self.redis.client
+        self.wall = 0
+
+    def table(self, wall, gen):
+        return self.r.get("nousu:ids:%d:%d:t" % (wall // 60000, gen))
+
+    def test_ids_in_tables_counted_once(self):
+        rng = random.Random(5)
+        hashes = [rng.getrandbits(64) for _ in range(400)]
+        w0 = (self.now() // 60000) * 60000 + 1000
+        self.assertEqual(self.dedup_commit(hashes[:300], w0), [300, 0])
+        # one generation: a table of the smallest size, 300 ids in it
+        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1]])
+        self.assertEqual(table_ids(self.table(w0, 1)), set(hashes[:300]))
+        self.assertEqual(list(self.r.scan_iter("nousu:ids:*:*:[0-9]*")), [])  # no sets
+        ttl = ((w0 // 60000) + 1) * 60000 + 120000 + 5000 - w0
+        self.assertTrue(ttl - 5000 < self.r.pttl("nousu:ids:%d:1:t" % (w0 // 60000)) <= ttl)
+        # 200 again and 100 new, in the next slice: the old ones are found there
+        w1 = w0 + 60000
+        self.assertEqual(self.dedup_commit(hashes[100:400], w1), [100, 200])
+        # sized from the slice before: 300 ids x 1.25, still the smallest
+        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1]])
+        self.assertEqual(table_ids(self.table(w1, 1)), set(hashes[300:400]))
+
+    def test_a_full_table_is_followed_by_one_twice_its_size(self):
+        rng = random.Random(6)
+        w0 = (self.now() // 60000) * 60000 + 1000
+        room = 65536 // 4 * 3
+        first = [rng.getrandbits(64) for _ in range(room - 10)]
+        for k in range(0, len(first), 10000):
+            self.dedup_commit(first[k:k + 10000], w0)
+        more = [rng.getrandbits(64) for _ in range(20)]
+        self.assertEqual(self.dedup_commit(more, w0 + 500), [20, 0])
+        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1], [131072, 20, 1]])
+        self.assertEqual(table_ids(self.table(w0, 2)), set(more))
+        # the ids of both generations are found
+        both = first[:50] + more
+        self.assertEqual(self.dedup_commit(both, w0 + 600), [0, 70])
+
+    def test_sets_then_the_module(self):
+        """Ids remembered in sets (before the module was loaded) are still
+        found; new ids go to a table, a generation of its own."""
+        rng = random.Random(8)
+        hashes = [rng.getrandbits(64) for _ in range(60)]
+        w0 = (self.now() // 60000) * 60000 + 1000
+        self.r.execute_command("MODULE", "UNLOAD", "nousu")
+        self.assertEqual(self.dedup_commit(hashes[:30], w0), [30, 0])
+        self.assertEqual(self.slice_gens(w0), [[4, 30]])  # 10 ids a set, dedup_commit's cfg
+        self.r.execute_command("MODULE", "LOAD", MODULE_SO)
+        self.assertEqual(self.dedup_commit(hashes, w0 + 100), [30, 30])
+        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1]])
+
+    def test_live_tables_without_the_module_fail_the_commit(self):
+        w0 = (self.now() // 60000) * 60000 + 1000
+        self.assertEqual(self.dedup_commit([11, 12], w0), [2, 0])
+        self.r.execute_command("MODULE", "UNLOAD", "nousu")
+        with self.assertRaisesRegex(redis.ResponseError, "nousu Redis module"):
+            self.dedup_commit([11, 13], w0 + 100)
+        self.r.execute_command("MODULE", "LOAD", MODULE_SO)
+        self.assertEqual(self.dedup_commit([11, 13], w0 + 200), [1, 1])
+
+    @staticmethod
+    def now():
+        return now_ms()
+
+
+# test_function's own tests run there, not here
+for name in [n for n in vars(test_function.Function) if n.startswith("test_")]:
+    if name not in vars(Dedup):
+        setattr(Dedup, name, None)
+
+if __name__ == "__main__":
+    unittest.main()
