@@ -50,29 +50,34 @@ bool idtable_valid(const void *buf, size_t len) {
            idtable_count(buf) <= idtable_room(slots);
 }
 
-/* The slot holding id, or the empty one where it would go. */
+/* The slot holding id, or the empty one where it would go; NULL when every
+ * slot holds another id, which only a table written by someone else can
+ * (the count says nothing about the slots): the probe stops there. */
 static unsigned char *find(const unsigned char *buf, size_t len, uint64_t id) {
-    uint64_t mask = idtable_slots(len) - 1, i = mix64(id) & mask;
+    uint64_t n = idtable_slots(len), mask = n - 1, i = mix64(id) & mask;
     const unsigned char *slots = buf + IDTABLE_HEADER;
-    for (;;) {
+    for (uint64_t probes = 0; probes < n; probes++, i = (i + 1) & mask) {
         uint64_t v = load(slots + i * 8);
         if (v == id || v == 0)
             return (unsigned char *)slots + i * 8;
-        i = (i + 1) & mask;
     }
+    return NULL;
 }
 
-bool idtable_add(void *buf, size_t len, uint64_t id) {
+int idtable_add(void *buf, size_t len, uint64_t id) {
     id = id ? id : IDTABLE_ZERO;
     unsigned char *slot = find(buf, len, id);
+    if (!slot)
+        return -1;
     if (load(slot) == id)
-        return false;
+        return 0;
     store(slot, id);
     store((unsigned char *)buf + 8, idtable_count(buf) + 1);
-    return true;
+    return 1;
 }
 
 bool idtable_has(const void *buf, size_t len, uint64_t id) {
     id = id ? id : IDTABLE_ZERO;
-    return load(find(buf, len, id)) == id;
+    const unsigned char *slot = find(buf, len, id);
+    return slot && load(slot) == id;
 }

@@ -42,9 +42,10 @@ uint64_t idtable_count(const void *buf);
 /* How many ids it may hold: 3/4 of its slots. */
 uint64_t idtable_room(uint64_t slots);
 
-/* Add id; true when it was not there. The caller keeps the count within
- * idtable_room (a full table would probe forever). */
-bool idtable_add(void *buf, size_t len, uint64_t id);
+/* Add id: 1 when it was not there, 0 when it was, -1 when no slot is
+ * empty (a table someone else wrote: ours stay within idtable_room, which
+ * the caller keeps to). A probe never passes the last slot twice. */
+int idtable_add(void *buf, size_t len, uint64_t id);
 
 bool idtable_has(const void *buf, size_t len, uint64_t id);
 

@@ -48,6 +48,17 @@ static unsigned char *table_of(RedisModuleCtx *ctx, RedisModuleKey *key, int mod
     return NULL;
 }
 
+/* A table with no empty slot left (not one of ours: a count within its room
+ * leaves a quarter empty): the first `done` ids went in, and only those are
+ * replicated, so that a replica or the AOF holds what this Redis holds. */
+static int corrupt(RedisModuleCtx *ctx, RedisModuleString **argv, size_t done, long long added) {
+    if (done)
+        RedisModule_Replicate(ctx, "NOUSU.IDADD", "sv", argv[1], argv + 2, done + 1);
+    RedisModule_Log(ctx, "warning", "nousu: the id table at %s has no empty slot (%lld added)",
+                    RedisModule_StringPtrLen(argv[1], NULL), added);
+    return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is corrupt: no empty slot");
+}
+
 static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModule_AutoMemory(ctx); /* the key is closed with the command */
     if (argc < 3)
@@ -75,8 +86,12 @@ static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     if (idtable_count(buf) + n > idtable_room(idtable_slots(len)))
         return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full");
     long long added = 0;
-    for (size_t i = 0; i < n; i++)
-        added += idtable_add(buf, len, ids[i]);
+    for (size_t i = 0; i < n; i++) {
+        int rc = idtable_add(buf, len, ids[i]);
+        if (rc < 0) /* the ids before it are in: replicate what was done */
+            return corrupt(ctx, argv, i, added);
+        added += rc;
+    }
     RedisModule_ReplicateVerbatim(ctx);
     return RedisModule_ReplyWithLongLong(ctx, added);
 }
