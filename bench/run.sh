@@ -18,6 +18,8 @@
 #                           (instruction counts of a whole run; see bench/README.md)
 #              NOUSUD_WRAP  the same for nousud, e.g. "perf record -g -o /tmp/n.data --"
 #                           (the RSS and CPU figures are then the wrapper's)
+#              MODULE=1     load BUILD_DIR/nousu_ids.so into redis-server: event ids
+#                           go to its tables instead of intsets (docs/performance.md)
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
 #              SLOWLOG=N    print the N slowest commit FCALLs (from SLOWLOG)
@@ -76,12 +78,18 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # A free port: random candidates, skipping any that answers; the start itself
 # is the real test (bind fails if someone took it meanwhile), so retry that.
+module_args=()
+if [[ ${MODULE:-0} == 1 ]]; then
+    [[ -f $build/nousu_ids.so ]] || { echo "run.sh: $build/nousu_ids.so not built (bash .ci/redismodule-h, then cmake again)" >&2; exit 2; }
+    module_args=(--loadmodule "$build/nousu_ids.so")
+fi
 for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
     port_in_use "$port" && continue
     # shellcheck disable=SC2086 # REDIS_WRAP, REDIS_ARGS: word-split on purpose
     ${REDIS_WRAP:-} redis-server --port "$port" --bind 127.0.0.1 --dir "$dir" --save "" --appendonly no \
-        --set-max-intset-entries 4096 --daemonize no --logfile "$dir/redis.log" ${REDIS_ARGS:-} &
+        --set-max-intset-entries 4096 --daemonize no --logfile "$dir/redis.log" \
+        "${module_args[@]}" ${REDIS_ARGS:-} &
     redis_pid=$!
     for ((i = 0; i < 300; i++)); do # 30 s (valgrind starts slowly)
         kill -0 "$redis_pid" 2>/dev/null || break
@@ -112,7 +120,7 @@ if [[ ${SLOWLOG:-0} -gt 0 ]]; then
 fi
 echo "run.sh: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (pid $redis_pid), nousud pid $nousud_pid, dir $dir"
 redis_setting() { redis-cli -h 127.0.0.1 -p "$port" config get "$1" | sed -n 2p; }
-echo "run.sh: redis set-max-intset-entries $(redis_setting set-max-intset-entries), appendonly $(redis_setting appendonly), appendfsync $(redis_setting appendfsync)"
+echo "run.sh: redis set-max-intset-entries $(redis_setting set-max-intset-entries), appendonly $(redis_setting appendonly), appendfsync $(redis_setting appendfsync), nousu_ids module $([[ ${#module_args[@]} -gt 0 ]] && echo loaded || echo not loaded)"
 rc=0
 "$bench" --redis-port="$port" --daemon-pid="$nousud_pid" \
     --ingest="$(ep ingest)" --alerts="$(ep alerts)" --control="$(ep control)" \

@@ -32,6 +32,8 @@ bool idtable_slots_ok(uint64_t slots) {
 
 uint64_t idtable_room(uint64_t slots) { return slots / 4 * 3; }
 
+uint64_t idtable_limit(uint64_t slots) { return slots / 8 * 7; }
+
 void idtable_init(void *buf) {
     memcpy(buf, MAGIC, sizeof MAGIC);
     store((unsigned char *)buf + 8, 0);
@@ -47,7 +49,7 @@ bool idtable_valid(const void *buf, size_t len) {
     uint64_t slots = idtable_slots(len);
     return len >= IDTABLE_HEADER && memcmp(buf, MAGIC, sizeof MAGIC) == 0 &&
            idtable_slots_ok(slots) && idtable_bytes(slots) == len &&
-           idtable_count(buf) <= idtable_room(slots);
+           idtable_count(buf) <= idtable_limit(slots);
 }
 
 /* The slot holding id, or the empty one where it would go; NULL when every

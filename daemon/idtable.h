@@ -6,8 +6,9 @@
  *
  * Layout: an 8-byte magic, the count (uint64), then a power-of-2 number of
  * 8-byte slots; 0 is an empty slot. Open addressing with linear probing from
- * a mix of the id, kept at most 3/4 full (idtable_room): a miss probes ~2.5
- * slots, and a table is 10.7-21 bytes an id. Id 0 is stored as IDTABLE_ZERO,
+ * a mix of the id, planned at most 3/4 full (idtable_room; a miss probes
+ * ~8.5 slots there, all in one or two cache lines) and never past 7/8
+ * (idtable_limit): 10.7-21 bytes an id at 3/8-3/4 full. Id 0 is stored as IDTABLE_ZERO,
  * so the two are one id (a 2^-64 chance for a hash). Pure: the buffer is the
  * caller's; no allocation, no I/O. Byte order is the host's, like Redis's
  * RDB of a string: a table moves between machines of one byte order only. */
@@ -33,17 +34,20 @@ bool idtable_slots_ok(uint64_t slots);
 void idtable_init(void *buf);
 
 /* True when buf (len bytes) is a table: the magic, a valid slot count for
- * len, and a count within its room. Everything below takes a valid one. */
+ * len, and a count within its limit. Everything below takes a valid one. */
 bool idtable_valid(const void *buf, size_t len);
 
 uint64_t idtable_slots(size_t len);
 uint64_t idtable_count(const void *buf);
 
-/* How many ids it may hold: 3/4 of its slots. */
+/* How many ids to plan for: 3/4 of its slots. */
 uint64_t idtable_room(uint64_t slots);
 
+/* How many it may hold: 7/8 (a table planned at 3/4 may fill unevenly). */
+uint64_t idtable_limit(uint64_t slots);
+
 /* Add id: 1 when it was not there, 0 when it was, -1 when no slot is
- * empty (a table someone else wrote: ours stay within idtable_room, which
+ * empty (a table someone else wrote: ours stay within idtable_limit, which
  * the caller keeps to). A probe never passes the last slot twice. */
 int idtable_add(void *buf, size_t len, uint64_t id);
 

@@ -559,12 +559,18 @@ end
 -- commit asks each set its ids fall into once (SMISMEMBER) and adds to each
 -- set of the current generation once (SADD).
 -- With the nousu Redis module loaded (daemon/redis-module), a generation is
--- instead one table, P:ids:<slice>:<gen>:t (a string of 8-byte slots,
--- daemon/idtable.h), {slots, ids, 1} in P:ids:<slice>: a commit asks and adds
--- to it in one call per 1000 ids, where the sets take one call per set, and
--- the sets a commit touches grow with the slice. A table is sized, at most
--- 3/4 full, for the previous slice's ids plus a quarter, and a full one is
--- followed by one twice its size: its slots are allocated when it is made.
+-- instead `parts` tables P:ids:<slice>:<gen>:t<p> (strings of 8-byte slots,
+-- daemon/idtable.h), {slots, ids, 1, parts, made} in P:ids:<slice>: an id in
+-- part floor(place * parts / 65536), as for the sets. A commit asks and adds
+-- to each part its ids fall into in one call per 1000 ids, where the sets
+-- take one call per set (and the sets a commit touches grow with the slice).
+-- Parts have at most TABLE_PART_SLOTS slots (8 MB), planned at most 3/4 full
+-- (less TABLE_FILL: parts fill unevenly; the module refuses past 7/8). A
+-- generation is sized for the previous slice's ids plus a quarter; a full
+-- one is followed by one twice its size. A table's slots are allocated, and
+-- zeroed, when it is made (~116 ms for 256 MB), so the next slice's parts
+-- are made ahead, a few a commit, over the last PREPARE_MS of a slice
+-- (Dedup:prepare; `made` counts them), sized from this slice's pace.
 -- Generations of both kinds may share a slice (the module loaded, or
 -- unloaded, mid-slice); a live table without the module fails the commit.
 -- P:ids:<slice>:<gen> is a bitmap of the generation's sets already given
@@ -578,7 +584,9 @@ local DEDUP_SLICE_MS = 60000
 local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
 local PLACES = 65536
 local GEN_GROWTH = 8
-local TABLE_MIN_SLOTS, TABLE_MAX_SLOTS = 65536, 2 ^ 30
+local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, 1048576
+local TABLE_FILL = 0.98
+local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 2
 
 local Dedup = {}
 Dedup.__index = Dedup
@@ -602,16 +610,20 @@ end
 
 local function is_table(gen) return gen[3] == 1 end
 
--- The ids a generation takes: 3/4 of a table's slots, or B sets' worth.
+-- The ids a generation takes: 3/4 of its parts' slots (less TABLE_FILL),
+-- or B sets' worth.
 function Dedup:room(gen)
-  return is_table(gen) and gen[1] / 4 * 3 or gen[1] * self.cfg.set_ids
+  if is_table(gen) then return math.floor(gen[4] * gen[1] / 4 * 3 * TABLE_FILL) end
+  return gen[1] * self.cfg.set_ids
 end
 
--- Slots for a table of want ids at most 3/4 full.
-local function table_slots(want)
-  local slots = TABLE_MIN_SLOTS
-  while slots / 4 * 3 < want and slots < TABLE_MAX_SLOTS do slots = slots * 2 end
-  return slots
+-- A generation of tables for want ids: slots a power of 2, in parts of at
+-- most cfg.table_part_slots.
+function Dedup:table_gen(want)
+  local total = TABLE_MIN_SLOTS
+  while total / 4 * 3 * TABLE_FILL < want and total < 2 ^ 40 do total = total * 2 end
+  local slots = math.min(total, self.cfg.table_part_slots)
+  return { slots, 0, 1, math.min(total / slots, PLACES), 0 }
 end
 
 function Dedup:slice_key(slice)
@@ -658,9 +670,11 @@ function Dedup:prefetch(ids, places)
           error('nousu: live event-id tables need the nousu Redis module (loadmodule '
                 .. 'nousu_ids.so, docs/operations.md)')
         end
-        for k = 1, #ids, 1000 do
-          mark(redis.call('NOUSU.IDHAS', base .. 't', unpack(ids, k, math.min(k + 999, #ids))), k)
-        end
+        each_set(places, gen[4], function(p, i, j)
+          for k = i, j, 1000 do
+            mark(redis.call('NOUSU.IDHAS', base .. 't' .. p, unpack(ids, k, math.min(k + 999, j))), k)
+          end
+        end)
       else
         each_set(places, gen[1], function(b, i, j)
           for k = i, j, 1000 do
@@ -682,7 +696,7 @@ function Dedup:gen_for(n)
   for _, gen in ipairs(self:slice_gens(self.cur - 1)) do before = before + gen[2] end
   if self.tables then
     local want = last and 2 * self:room(last) or before * 1.25
-    gens[#gens + 1] = { table_slots(math.max(want, n)), 0, 1 }
+    gens[#gens + 1] = self:table_gen(math.max(want, n))
     return gens[#gens], #gens
   end
   local want
@@ -803,7 +817,7 @@ function Dedup:remember(ids, places)
   gen[2] = gen[2] + #ids
   local gkey = self:slice_key(self.cur) .. ':' .. g
   if is_table(gen) then
-    self:remember_in_table(gkey .. ':t', gen[1], ids)
+    self:remember_in_tables(gkey .. ':t', gen, ids, places)
     return
   end
   local base, timed = gkey .. ':', redis.call('GET', gkey)
@@ -827,14 +841,45 @@ function Dedup:save_gens()
              'PX', self.ttl_ms)
 end
 
--- Ids not known before into the table at key (made with slots slots if
--- new); one PEXPIRE a commit, as cheap as asking whether it has one.
-function Dedup:remember_in_table(key, slots, ids)
-  for k = 1, #ids, 1000 do
-    redis.call('NOUSU.IDADD', key, slots, unpack(ids, k, math.min(k + 999, #ids)))
-  end
-  redis.call('PEXPIRE', key, self.ttl_ms)
+-- Ids not known before (sorted by place) into the parts of gen at base<p>
+-- (a part is made by the first IDADD, if not ahead); a PEXPIRE a part a
+-- commit, as cheap as asking whether it has one.
+function Dedup:remember_in_tables(base, gen, ids, places)
+  each_set(places, gen[4], function(p, i, j)
+    local key = base .. p
+    for k = i, j, 1000 do
+      redis.call('NOUSU.IDADD', key, gen[1], unpack(ids, k, math.min(k + 999, j)))
+    end
+    redis.call('PEXPIRE', key, self.ttl_ms)
+  end)
   self:save_gens()
+  self:prepare()
+end
+
+-- Over the last PREPARE_MS of a slice, make the parts of the next slice's
+-- first generation, PREPARE_PER_COMMIT a commit (~6 ms each at 8 MB),
+-- sized for this slice's ids at this pace to its end, plus a quarter.
+function Dedup:prepare()
+  local cfg, nxt = self.cfg, self.cur + 1
+  if nxt * DEDUP_SLICE_MS - cfg.wall > PREPARE_MS then return end
+  local gens = self:slice_gens(nxt)
+  local gen = gens[1]
+  if not gen then
+    local n, elapsed = 0, cfg.wall - self.cur * DEDUP_SLICE_MS
+    for _, g in ipairs(self:slice_gens(self.cur)) do n = n + g[2] end
+    gen = self:table_gen(n * DEDUP_SLICE_MS / math.max(elapsed, 1000) * 1.25)
+    gens[1] = gen
+  end
+  if not is_table(gen) or gen[5] >= gen[4] then return end
+  local base = self:slice_key(nxt) .. ':1:t'
+  local ttl = S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS)
+  local upto = math.min(gen[5] + PREPARE_PER_COMMIT, gen[4])
+  for p = gen[5], upto - 1 do
+    redis.call('NOUSU.IDADD', base .. p, gen[1])
+    redis.call('PEXPIRE', base .. p, ttl)
+  end
+  gen[5] = upto
+  redis.call('SET', self:slice_key(nxt), cmsgpack.pack(gens), 'PX', ttl)
 end
 
 -- { id, place } pairs in place order, as two lists.
@@ -886,7 +931,8 @@ local function parse_cfg(a)
   return { prefix = a[1], wall = a[2], bucket_ms = a[3], recent = a[4], hist = a[5],
            lateness_ms = a[6], horizon_ms = a[7], request_ttl = S(a[8]), micro_max = a[9],
            ttl_s = a[10], ttl_str = S(a[10]), weight = a[11], det = a[12],
-           dedup_buckets = a[13], set_ids = a[14], verify_hints = a[15] }
+           dedup_buckets = a[13], set_ids = a[14], verify_hints = a[15],
+           table_part_slots = a[16] or TABLE_PART_SLOTS } -- a[16]: tests only
 end
 
 local function make_ack(unit, ok, dup, too_old)

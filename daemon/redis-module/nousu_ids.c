@@ -6,7 +6,7 @@
  *
  * Ids are signed 64-bit decimals (nousu.lua sends its hashes so). IDADD makes
  * key a table of `slots` slots (a power of 2) when it does not exist; an
- * existing one keeps its size, and an IDADD that would take it past 3/4 full
+ * existing one keeps its size, and an IDADD that would take it past 7/8 full
  * fails whole, before any change (nousu.lua sizes tables so that it does
  * not happen). IDHAS on a missing key answers 0s. A key that is not a table
  * is refused (WRONGTYPE), never overwritten.
@@ -74,7 +74,7 @@ static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     size_t n = (size_t)(argc - 3), len;
     RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
     if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY) {
-        if (n > idtable_room((uint64_t)slots))
+        if (n > idtable_limit((uint64_t)slots))
             return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full");
         if (RedisModule_StringTruncate(key, idtable_bytes((uint64_t)slots)) != REDISMODULE_OK)
             return RedisModule_ReplyWithError(ctx, "ERR nousu: cannot make the table");
@@ -83,7 +83,7 @@ static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     unsigned char *buf = table_of(ctx, key, REDISMODULE_WRITE, &len);
     if (!buf)
         return REDISMODULE_OK;
-    if (idtable_count(buf) + n > idtable_room(idtable_slots(len)))
+    if (idtable_count(buf) + n > idtable_limit(idtable_slots(len)))
         return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full");
     long long added = 0;
     for (size_t i = 0; i < n; i++) {

@@ -26,8 +26,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (id)
                 (void)idtable_has(buf, size, id);
         }
-        /* room is enforced by the caller (the module): stay within it */
-        uint64_t left = idtable_room(slots) - idtable_count(buf);
+        /* the limit is the caller's (the module's) to keep: stay within it */
+        uint64_t left = idtable_limit(slots) - idtable_count(buf);
         for (size_t off = 0; off + 8 <= size && left; off += 8, left--) {
             uint64_t id;
             memcpy(&id, data + off, 8);

@@ -67,9 +67,9 @@ class Commands(unittest.TestCase):
         self.add("t", 64, *range(1, 41))
         before = self.r.get("t")
         with self.assertRaisesRegex(redis.ResponseError, "full"):
-            self.add("t", 64, *range(100, 109))  # 40 + 9 > 48, 3/4 of 64
+            self.add("t", 64, *range(100, 117))  # 40 + 17 > 56, 7/8 of 64
         with self.assertRaisesRegex(redis.ResponseError, "full"):
-            self.add("new", 64, *range(1, 50))
+            self.add("new", 64, *range(1, 58))
         self.assertFalse(self.r.exists("new"))
         with self.assertRaisesRegex(redis.ResponseError, "power of 2"):
             self.add("u", 96, 1)
@@ -107,9 +107,18 @@ class Dedup(test_function.Function):
                                         extra=["--enable-module-command", "local"])
         self.r = self.redis.client
         self.wall = 0
+        self.part_slots = None  # the Function's TABLE_PART_SLOTS (2^20), or this
 
-    def table(self, wall, gen):
-        return self.r.get("nousu:ids:%d:%d:t" % (wall // 60000, gen))
+    def cfg(self, dedup_buckets=16, set_ids=384):
+        c = super().cfg(dedup_buckets, set_ids)
+        return c + [False, self.part_slots] if self.part_slots else c
+
+    def table(self, wall, gen, part=0):
+        return self.r.get("nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part))
+
+    @staticmethod
+    def room(slots, parts=1):
+        return int(parts * slots / 4 * 3 * 0.98)  # TABLE_FILL
 
     def test_ids_in_tables_counted_once(self):
         rng = random.Random(5)
@@ -117,32 +126,76 @@ class Dedup(test_function.Function):
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes[:300], w0), [300, 0])
         # one generation: a table of the smallest size, 300 ids in it
-        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1]])
+        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1, 1, 0]])
         self.assertEqual(table_ids(self.table(w0, 1)), set(hashes[:300]))
         self.assertEqual(list(self.r.scan_iter("nousu:ids:*:*:[0-9]*")), [])  # no sets
         ttl = ((w0 // 60000) + 1) * 60000 + 120000 + 5000 - w0
-        self.assertTrue(ttl - 5000 < self.r.pttl("nousu:ids:%d:1:t" % (w0 // 60000)) <= ttl)
+        self.assertTrue(ttl - 5000 < self.r.pttl("nousu:ids:%d:1:t0" % (w0 // 60000)) <= ttl)
         # 200 again and 100 new, in the next slice: the old ones are found there
         w1 = w0 + 60000
         self.assertEqual(self.dedup_commit(hashes[100:400], w1), [100, 200])
         # sized from the slice before: 300 ids x 1.25, still the smallest
-        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1]])
+        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1, 1, 0]])
         self.assertEqual(table_ids(self.table(w1, 1)), set(hashes[300:400]))
 
     def test_a_full_table_is_followed_by_one_twice_its_size(self):
         rng = random.Random(6)
         w0 = (self.now() // 60000) * 60000 + 1000
-        room = 65536 // 4 * 3
+        room = self.room(65536)
         first = [rng.getrandbits(64) for _ in range(room - 10)]
         for k in range(0, len(first), 10000):
             self.dedup_commit(first[k:k + 10000], w0)
         more = [rng.getrandbits(64) for _ in range(20)]
         self.assertEqual(self.dedup_commit(more, w0 + 500), [20, 0])
-        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1], [131072, 20, 1]])
+        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1, 1, 0], [131072, 20, 1, 1, 0]])
         self.assertEqual(table_ids(self.table(w0, 2)), set(more))
         # the ids of both generations are found
         both = first[:50] + more
         self.assertEqual(self.dedup_commit(both, w0 + 600), [0, 70])
+
+    def test_parts_by_place(self):
+        """A generation of 4 parts of 16384 slots: each id in the part of its
+        place (its top 16 bits), all found again."""
+        self.part_slots = 16384
+        rng = random.Random(9)
+        hashes = [rng.getrandbits(64) for _ in range(1000)]
+        w0 = (self.now() // 60000) * 60000 + 1000
+        self.assertEqual(self.dedup_commit(hashes, w0), [1000, 0])
+        self.assertEqual(self.slice_gens(w0), [[16384, 1000, 1, 4, 0]])
+        for p in range(4):
+            raw = self.table(w0, 1, p)
+            self.assertEqual(len(raw), 16 + 16384 * 8)
+            self.assertEqual(table_ids(raw), {h for h in hashes if (h >> 48) * 4 // 65536 == p})
+        self.assertEqual(self.dedup_commit(hashes[::7] + [rng.getrandbits(64)], w0 + 100),
+                         [1, len(hashes[::7])])
+
+    def test_next_slice_made_ahead(self):
+        """Over the last 15 s of a slice each commit makes 2 parts of the
+        next slice's first generation, sized from this slice's pace; the
+        next slice then fills them."""
+        self.part_slots = 16384
+        rng = random.Random(10)
+        hashes = [rng.getrandbits(64) for _ in range(1600)]
+        s0 = (self.now() // 60000) * 60000
+        self.assertEqual(self.dedup_commit(hashes[:1000], s0 + 40000), [1000, 0])
+        self.assertIsNone(self.r.get("nousu:ids:%d" % (s0 // 60000 + 1)))  # 20 s left
+        self.assertEqual(self.dedup_commit(hashes[1000:1200], s0 + 50000), [200, 0])
+        # 1200 ids in 50 s: 1440 in 60, plus a quarter: 65536 slots, in 4 parts
+        nxt = s0 + 60000
+        self.assertEqual(self.slice_gens(nxt), [[16384, 0, 1, 4, 2]])
+        self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1, 1, 0, 0])
+        self.assertEqual(table_ids(self.table(nxt, 1, 0)), set())
+        ttl = (nxt // 60000 + 1) * 60000 + 120000 + 5000 - (s0 + 50000)
+        self.assertTrue(ttl - 5000 < self.r.pttl(self.table_key(nxt, 0)) <= ttl)
+        self.dedup_commit(hashes[1200:1300], s0 + 55000)
+        self.assertEqual(self.slice_gens(nxt), [[16384, 0, 1, 4, 4]])
+        self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1] * 4)
+        # the next slice takes the generation made for it, and finds the old ids
+        self.assertEqual(self.dedup_commit(hashes[1250:1600], nxt + 1000), [300, 50])
+        self.assertEqual(self.slice_gens(nxt), [[16384, 300, 1, 4, 4]])
+
+    def table_key(self, wall, part, gen=1):
+        return "nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part)
 
     def test_sets_then_the_module(self):
         """Ids remembered in sets (before the module was loaded) are still
@@ -155,7 +208,7 @@ class Dedup(test_function.Function):
         self.assertEqual(self.slice_gens(w0), [[4, 30]])  # 10 ids a set, dedup_commit's cfg
         self.r.execute_command("MODULE", "LOAD", MODULE_SO)
         self.assertEqual(self.dedup_commit(hashes, w0 + 100), [30, 30])
-        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1]])
+        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1, 1, 0]])
 
     def test_live_tables_without_the_module_fail_the_commit(self):
         w0 = (self.now() // 60000) * 60000 + 1000

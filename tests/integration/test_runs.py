@@ -15,6 +15,7 @@ import collections
 import math
 import os
 import random
+import re
 import struct
 import unittest
 
@@ -372,9 +373,9 @@ class Runs(unittest.TestCase):
         n = len(prefix)
         # the dedup: each slice's generations, and every set or table
         # (ids:<slice> the generations, ids:<slice>:<g> the bitmap of sets given a TTL,
-        # ids:<slice>:<g>:t a table of the module, ids:chain the last commit and its chain)
+        # ids:<slice>:<g>:t<p> a table of the module, ids:chain the last commit and its chain)
         w["ids"] = {k[n:]: (r.get(k) if k.endswith(b":chain") else
-                            table_ids(r.get(k)) if k.endswith(b":t") else
+                            table_ids(r.get(k)) if re.search(rb":t\d+$", k) else
                             up(r.get(k)) if k.count(b":") == 2 else
                             r.get(k) if k.count(b":") == 3 else sorted(r.smembers(k)))
                     for k in r.scan_iter(match=prefix + "ids:*", count=1000)}

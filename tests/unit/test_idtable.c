@@ -93,7 +93,7 @@ static void test_valid_refuses_what_is_not_a_table(void **state) {
     assert_false(idtable_valid(t, len));
     t[0] = 'n';
     assert_true(idtable_valid(t, len));
-    uint64_t over = idtable_room(64) + 1;
+    uint64_t over = idtable_limit(64) + 1;
     memcpy(t + 8, &over, 8);
     assert_false(idtable_valid(t, len));
     /* a table someone else filled: every slot taken, the count small */
@@ -115,6 +115,8 @@ static void test_slot_bounds(void **state) {
     assert_false(idtable_slots_ok(32) || idtable_slots_ok(96) || idtable_slots_ok(0));
     assert_false(idtable_slots_ok(IDTABLE_MAX_SLOTS * 2));
     assert_int_equal(idtable_bytes(64), 16 + 512);
+    assert_int_equal(idtable_room(64), 48);
+    assert_int_equal(idtable_limit(64), 56);
 }
 
 int main(void) {
