@@ -568,9 +568,8 @@ end
 -- (less TABLE_FILL: parts fill unevenly; the module refuses past 7/8). A
 -- generation is sized for the previous slice's ids plus a quarter; a full
 -- one is followed by one twice its size. A table's slots are allocated, and
--- zeroed, when it is made (~116 ms for 256 MB), so the next slice's parts
--- are made ahead, a few a commit, over the last PREPARE_MS of a slice
--- (Dedup:prepare; `made` counts them), sized from this slice's pace.
+-- zeroed, when it is made (~116 ms for 256 MB), so both are made ahead, a
+-- few parts a commit (Dedup:prepare; `made` counts them).
 -- Generations of both kinds may share a slice (the module loaded, or
 -- unloaded, mid-slice); a live table without the module fails the commit.
 -- P:ids:<slice>:<gen> is a bitmap of the generation's sets already given
@@ -618,12 +617,14 @@ function Dedup:room(gen)
 end
 
 -- A generation of tables for want ids: slots a power of 2, in parts of at
--- most cfg.table_part_slots.
-function Dedup:table_gen(want)
+-- most cfg.table_part_slots; ahead: its parts are to be made ahead (made 0),
+-- else they are made as ids reach them (made = parts).
+function Dedup:table_gen(want, ahead)
   local total = TABLE_MIN_SLOTS
   while total / 4 * 3 * TABLE_FILL < want and total < 2 ^ 40 do total = total * 2 end
   local slots = math.min(total, self.cfg.table_part_slots)
-  return { slots, 0, 1, math.min(total / slots, PLACES), 0 }
+  local parts = math.min(total / slots, PLACES)
+  return { slots, 0, 1, parts, ahead and 0 or parts }
 end
 
 function Dedup:slice_key(slice)
@@ -668,7 +669,7 @@ function Dedup:prefetch(ids, places)
       if is_table(gen) then
         if not self.tables then
           error('nousu: live event-id tables need the nousu Redis module (loadmodule '
-                .. 'nousu_ids.so, docs/operations.md)')
+                .. 'nousu_ids.so) and +nousu.idadd +nousu.idhas in the ACL (docs/operations.md)')
         end
         each_set(places, gen[4], function(p, i, j)
           for k = i, j, 1000 do
@@ -691,12 +692,16 @@ function Dedup:gen_for(n)
   local gens, cfg = self:slice_gens(self.cur), self.cfg
   local last = gens[#gens]
   if last and is_table(last) ~= self.tables then last = nil end -- a new kind
-  if last and last[2] + n <= self:room(last) then return last, #gens end
+  if last and not self.tables and last[2] + n <= self:room(last) then return last, #gens end
   local before = 0
   for _, gen in ipairs(self:slice_gens(self.cur - 1)) do before = before + gen[2] end
   if self.tables then
+    -- the first with room: one made ahead takes ids once the one before is full
+    for g, gen in ipairs(gens) do
+      if is_table(gen) and gen[2] + n <= self:room(gen) then return gen, g end
+    end
     local want = last and 2 * self:room(last) or before * 1.25
-    gens[#gens + 1] = self:table_gen(math.max(want, n))
+    gens[#gens + 1] = self:table_gen(math.max(want, n), false)
     return gens[#gens], #gens
   end
   local want
@@ -856,30 +861,49 @@ function Dedup:remember_in_tables(base, gen, ids, places)
   self:prepare()
 end
 
--- Over the last PREPARE_MS of a slice, make the parts of the next slice's
--- first generation, PREPARE_PER_COMMIT a commit (~6 ms each at 8 MB),
--- sized for this slice's ids at this pace to its end, plus a quarter.
+-- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (~6 ms each at
+-- 8 MB), sized from this slice's pace (its ids over the time it has run),
+-- plus a quarter: once this slice's last generation is half full and the
+-- pace says its tables will not hold the rest of the slice, one more for
+-- the difference; over the last PREPARE_MS, the next slice's first. (Past
+-- 5 s into the slice: a pace from its first commits means little.)
 function Dedup:prepare()
-  local cfg, nxt = self.cfg, self.cur + 1
-  if nxt * DEDUP_SLICE_MS - cfg.wall > PREPARE_MS then return end
-  local gens = self:slice_gens(nxt)
-  local gen = gens[1]
-  if not gen then
-    local n, elapsed = 0, cfg.wall - self.cur * DEDUP_SLICE_MS
-    for _, g in ipairs(self:slice_gens(self.cur)) do n = n + g[2] end
-    gen = self:table_gen(n * DEDUP_SLICE_MS / math.max(elapsed, 1000) * 1.25)
-    gens[1] = gen
+  local cfg, gens = self.cfg, self:slice_gens(self.cur)
+  local elapsed = cfg.wall - self.cur * DEDUP_SLICE_MS
+  local left = (self.cur + 1) * DEDUP_SLICE_MS - cfg.wall
+  local n, free = 0, 0
+  for _, g in ipairs(gens) do
+    n = n + g[2]
+    if is_table(g) then free = free + self:room(g) - g[2] end
   end
-  if not is_table(gen) or gen[5] >= gen[4] then return end
-  local base = self:slice_key(nxt) .. ':1:t'
-  local ttl = S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS)
-  local upto = math.min(gen[5] + PREPARE_PER_COMMIT, gen[4])
+  local pace, last = n / math.max(elapsed, 1000) * 1.25, gens[#gens]
+  if elapsed >= 5000 and last and is_table(last) and last[5] >= last[4]
+      and last[2] >= self:room(last) / 2 and pace * left > free then
+    gens[#gens + 1] = self:table_gen(math.max(pace * left - free, self:room(last) / 4), true)
+  end
+  local budget = self:make_ahead(self.cur, #gens, PREPARE_PER_COMMIT, self.ttl_ms)
+  local nxt = self.cur + 1
+  if budget == 0 or left > PREPARE_MS then return end
+  local ngens = self:slice_gens(nxt)
+  if not ngens[1] then ngens[1] = self:table_gen(pace * DEDUP_SLICE_MS, true) end
+  self:make_ahead(nxt, 1, budget, S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS))
+end
+
+-- Make up to budget parts of generation g of slice that are still to be
+-- made ahead; returns the budget left.
+function Dedup:make_ahead(slice, g, budget, ttl)
+  local gens = self:slice_gens(slice)
+  local gen = gens[g]
+  if not gen or not is_table(gen) or gen[5] >= gen[4] then return budget end
+  local base = self:slice_key(slice) .. ':' .. g .. ':t'
+  local upto = math.min(gen[5] + budget, gen[4])
   for p = gen[5], upto - 1 do
     redis.call('NOUSU.IDADD', base .. p, gen[1])
     redis.call('PEXPIRE', base .. p, ttl)
   end
-  gen[5] = upto
-  redis.call('SET', self:slice_key(nxt), cmsgpack.pack(gens), 'PX', ttl)
+  budget, gen[5] = budget - (upto - gen[5]), upto
+  redis.call('SET', self:slice_key(slice), cmsgpack.pack(gens), 'PX', ttl)
+  return budget
 end
 
 -- { id, place } pairs in place order, as two lists.

@@ -126,7 +126,7 @@ class Dedup(test_function.Function):
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes[:300], w0), [300, 0])
         # one generation: a table of the smallest size, 300 ids in it
-        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1, 1, 0]])
+        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1, 1, 1]])
         self.assertEqual(table_ids(self.table(w0, 1)), set(hashes[:300]))
         self.assertEqual(list(self.r.scan_iter("nousu:ids:*:*:[0-9]*")), [])  # no sets
         ttl = ((w0 // 60000) + 1) * 60000 + 120000 + 5000 - w0
@@ -135,7 +135,7 @@ class Dedup(test_function.Function):
         w1 = w0 + 60000
         self.assertEqual(self.dedup_commit(hashes[100:400], w1), [100, 200])
         # sized from the slice before: 300 ids x 1.25, still the smallest
-        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1, 1, 0]])
+        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1, 1, 1]])
         self.assertEqual(table_ids(self.table(w1, 1)), set(hashes[300:400]))
 
     def test_a_full_table_is_followed_by_one_twice_its_size(self):
@@ -147,7 +147,8 @@ class Dedup(test_function.Function):
             self.dedup_commit(first[k:k + 10000], w0)
         more = [rng.getrandbits(64) for _ in range(20)]
         self.assertEqual(self.dedup_commit(more, w0 + 500), [20, 0])
-        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1, 1, 0], [131072, 20, 1, 1, 0]])
+        # the second was made ahead once the first was 3/4 full
+        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1, 1, 1], [131072, 20, 1, 1, 1]])
         self.assertEqual(table_ids(self.table(w0, 2)), set(more))
         # the ids of both generations are found
         both = first[:50] + more
@@ -161,7 +162,7 @@ class Dedup(test_function.Function):
         hashes = [rng.getrandbits(64) for _ in range(1000)]
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes, w0), [1000, 0])
-        self.assertEqual(self.slice_gens(w0), [[16384, 1000, 1, 4, 0]])
+        self.assertEqual(self.slice_gens(w0), [[16384, 1000, 1, 4, 4]])
         for p in range(4):
             raw = self.table(w0, 1, p)
             self.assertEqual(len(raw), 16 + 16384 * 8)
@@ -194,6 +195,35 @@ class Dedup(test_function.Function):
         self.assertEqual(self.dedup_commit(hashes[1250:1600], nxt + 1000), [300, 50])
         self.assertEqual(self.slice_gens(nxt), [[16384, 300, 1, 4, 4]])
 
+    def test_the_next_generation_made_ahead(self):
+        """Once a generation is half full and this slice's pace says its
+        tables will not hold the rest of the slice, one more is made ahead,
+        2 parts a commit, sized for the difference; it takes ids only once
+        the first is full."""
+        self.part_slots = 16384
+        rng = random.Random(11)
+        s0 = (self.now() // 60000) * 60000
+        room = self.room(16384, 4)
+        first = [rng.getrandbits(64) for _ in range(room)]
+        self.assertEqual(self.dedup_commit(first[:37000], s0 + 30000), [37000, 0])
+        # 37000 ids in 30 s, x 1.25: 46250 more to come, 11168 free: a table
+        # for 35082 (65536 slots, 4 parts), 2 made with this commit
+        self.assertEqual(self.slice_gens(s0), [[16384, 37000, 1, 4, 4], [16384, 0, 1, 4, 2]])
+        self.assertEqual([self.r.exists(self.table_key(s0, p, 2)) for p in range(4)],
+                         [1, 1, 0, 0])
+        self.dedup_commit(first[37000:38000], s0 + 30100)
+        self.assertEqual(self.slice_gens(s0)[1], [16384, 0, 1, 4, 4])
+        for k in range(38000, room, 2000):
+            self.dedup_commit(first[k:k + 2000], s0 + 30200)
+        gens = self.slice_gens(s0)
+        self.assertEqual(len(gens), 2)  # no third: the second is empty yet
+        self.assertEqual(gens[0][1], room)
+        # full: the next ids go to the one made ahead, found there after
+        more = [rng.getrandbits(64) for _ in range(50)]
+        self.assertEqual(self.dedup_commit(more, s0 + 30300), [50, 0])
+        self.assertEqual(self.slice_gens(s0)[1], [16384, 50, 1, 4, 4])
+        self.assertEqual(self.dedup_commit(more[:5] + first[:5], s0 + 30400), [0, 10])
+
     def table_key(self, wall, part, gen=1):
         return "nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part)
 
@@ -208,7 +238,7 @@ class Dedup(test_function.Function):
         self.assertEqual(self.slice_gens(w0), [[4, 30]])  # 10 ids a set, dedup_commit's cfg
         self.r.execute_command("MODULE", "LOAD", MODULE_SO)
         self.assertEqual(self.dedup_commit(hashes, w0 + 100), [30, 30])
-        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1, 1, 0]])
+        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1, 1, 1]])
 
     def test_live_tables_without_the_module_fail_the_commit(self):
         w0 = (self.now() // 60000) * 60000 + 1000
