@@ -27,12 +27,12 @@ static uint64_t mix64(uint64_t x) {
 size_t idtable_bytes(uint64_t slots) { return IDTABLE_HEADER + (size_t)slots * 8; }
 
 bool idtable_slots_ok(uint64_t slots) {
-    return slots >= IDTABLE_MIN_SLOTS && slots <= IDTABLE_MAX_SLOTS && !(slots & (slots - 1));
+    return slots >= IDTABLE_MIN_SLOTS && slots <= IDTABLE_MAX_SLOTS;
 }
 
-uint64_t idtable_room(uint64_t slots) { return slots / 4 * 3; }
+uint64_t idtable_room(uint64_t slots) { return slots * 3 / 4; }
 
-uint64_t idtable_limit(uint64_t slots) { return slots / 8 * 7; }
+uint64_t idtable_limit(uint64_t slots) { return slots * 7 / 8; }
 
 void idtable_init(void *buf) {
     memcpy(buf, MAGIC, sizeof MAGIC);
@@ -56,12 +56,16 @@ bool idtable_valid(const void *buf, size_t len) {
  * slot holds another id, which only a table written by someone else can
  * (the count says nothing about the slots): the probe stops there. */
 static unsigned char *find(const unsigned char *buf, size_t len, uint64_t id) {
-    uint64_t n = idtable_slots(len), mask = n - 1, i = mix64(id) & mask;
+    uint64_t n = idtable_slots(len);
+    /* the first slot: the mix scaled to n (any n, not only powers of 2) */
+    uint64_t i = (uint64_t)(((unsigned __int128)mix64(id) * n) >> 64);
     const unsigned char *slots = buf + IDTABLE_HEADER;
-    for (uint64_t probes = 0; probes < n; probes++, i = (i + 1) & mask) {
+    for (uint64_t probes = 0; probes < n; probes++) {
         uint64_t v = load(slots + i * 8);
         if (v == id || v == 0)
             return (unsigned char *)slots + i * 8;
+        if (++i == n)
+            i = 0;
     }
     return NULL;
 }

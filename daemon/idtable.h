@@ -4,8 +4,9 @@
  * one SADD per intset its ids fall into (docs/performance.md, "A Redis
  * module for the ids").
  *
- * Layout: an 8-byte magic, the count (uint64), then a power-of-2 number of
- * 8-byte slots; 0 is an empty slot. Open addressing with linear probing from
+ * Layout: an 8-byte magic, the count (uint64), then any number of 8-byte
+ * slots (so that a table fills its allocation: nousu.lua sizes them to
+ * jemalloc's size classes); 0 is an empty slot. Open addressing with linear probing from
  * a mix of the id, planned at most 3/4 full (idtable_room; a miss probes
  * ~8.5 slots there, all in one or two cache lines) and never past 7/8
  * (idtable_limit): 10.7-21 bytes an id at 3/8-3/4 full. Id 0 is stored as IDTABLE_ZERO,
@@ -24,10 +25,10 @@
 #define IDTABLE_MAX_SLOTS ((uint64_t)1 << 30)
 #define IDTABLE_ZERO UINT64_C(0x9e3779b97f4a7c15)
 
-/* Bytes of a table of slots slots (a power of 2 in the bounds above). */
+/* Bytes of a table of slots slots (within the bounds above). */
 size_t idtable_bytes(uint64_t slots);
 
-/* True when slots is a power of 2 within [IDTABLE_MIN_SLOTS, IDTABLE_MAX_SLOTS]. */
+/* True when slots is within [IDTABLE_MIN_SLOTS, IDTABLE_MAX_SLOTS]. */
 bool idtable_slots_ok(uint64_t slots);
 
 /* Make a zeroed buffer of idtable_bytes(slots) an empty table. */

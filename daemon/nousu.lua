@@ -583,8 +583,10 @@ local DEDUP_SLICE_MS = 60000
 local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
 local PLACES = 65536
 local GEN_GROWTH = 8
-local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, 1048576
+-- a part's slots: up to 8 MiB with its header, the sds header and NUL
+local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, (8388608 - 32) / 8
 local TABLE_FILL = 0.98
+local TABLE_NOW_PARTS = 4 -- the most parts a commit makes at once (~25 ms)
 local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 2
 
 local Dedup = {}
@@ -612,19 +614,28 @@ local function is_table(gen) return gen[3] == 1 end
 -- The ids a generation takes: 3/4 of its parts' slots (less TABLE_FILL),
 -- or B sets' worth.
 function Dedup:room(gen)
-  if is_table(gen) then return math.floor(gen[4] * gen[1] / 4 * 3 * TABLE_FILL) end
+  if is_table(gen) then return math.floor(gen[4] * math.floor(gen[1] * 3 / 4) * TABLE_FILL) end
   return gen[1] * self.cfg.set_ids
 end
 
--- A generation of tables for want ids: slots a power of 2, in parts of at
--- most cfg.table_part_slots; ahead: its parts are to be made ahead (made 0),
--- else they are made as ids reach them (made = parts).
+-- The slots of a part of at least n slots that fill their allocation:
+-- past 4 KB jemalloc rounds to 4 size classes a doubling, so a table of
+-- exactly 8 MiB of slots took 10 MiB (32 bytes: the table's header, the
+-- sds header and NUL, rounded up).
+local function fill_class(n)
+  local bytes, m = n * 8 + 32, 4096
+  while m * 2 <= bytes do m = m * 2 end
+  return math.floor((math.ceil(bytes / (m / 4)) * (m / 4) - 32) / 8)
+end
+
+-- A generation of tables for want ids: parts (a power of 2) of at most
+-- cfg.table_part_slots before fill_class; ahead: its parts are to be made
+-- ahead (made 0), else they are made as ids reach them (made = parts).
 function Dedup:table_gen(want, ahead)
-  local total = TABLE_MIN_SLOTS
-  while total / 4 * 3 * TABLE_FILL < want and total < 2 ^ 40 do total = total * 2 end
-  local slots = math.min(total, self.cfg.table_part_slots)
-  local parts = math.min(total / slots, PLACES)
-  return { slots, 0, 1, parts, ahead and 0 or parts }
+  local need = math.max(want / (0.75 * TABLE_FILL), TABLE_MIN_SLOTS)
+  local parts = 1
+  while need / parts > self.cfg.table_part_slots and parts < PLACES do parts = parts * 2 end
+  return { fill_class(math.ceil(need / parts)), 0, 1, parts, ahead and 0 or parts }
 end
 
 function Dedup:slice_key(slice)
@@ -700,8 +711,12 @@ function Dedup:gen_for(n)
     for g, gen in ipairs(gens) do
       if is_table(gen) and gen[2] + n <= self:room(gen) then return gen, g end
     end
+    -- made now, in this commit: a few parts at most; Dedup:prepare makes the
+    -- rest ahead from the pace (a slice sized from a busy one, made at once
+    -- after a lull with no commit to make it ahead, stalled Redis 460 ms)
     local want = last and 2 * self:room(last) or before * 1.25
-    gens[#gens + 1] = self:table_gen(math.max(want, n), false)
+    local now = TABLE_NOW_PARTS * math.floor(self.cfg.table_part_slots * 3 / 4 * TABLE_FILL)
+    gens[#gens + 1] = self:table_gen(math.max(math.min(want, now), n), false)
     return gens[#gens], #gens
   end
   local want

@@ -5,7 +5,7 @@
  *   NOUSU.IDHAS key id [id ...]         -> an array of 0/1, one per id
  *
  * Ids are signed 64-bit decimals (nousu.lua sends its hashes so). IDADD makes
- * key a table of `slots` slots (a power of 2) when it does not exist; an
+ * key a table of `slots` slots when it does not exist; an
  * existing one keeps its size, and an IDADD that would take it past 7/8 full
  * fails whole, before any change (nousu.lua sizes tables so that it does
  * not happen). IDHAS on a missing key answers 0s. A key that is not a table
@@ -66,8 +66,7 @@ static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     long long slots;
     if (RedisModule_StringToLongLong(argv[2], &slots) != REDISMODULE_OK || slots < 0 ||
         !idtable_slots_ok((uint64_t)slots))
-        return RedisModule_ReplyWithError(ctx, "ERR nousu: slots must be a power of 2 "
-                                               "from 64 to 2^30");
+        return RedisModule_ReplyWithError(ctx, "ERR nousu: slots must be from 64 to 2^30");
     uint64_t *ids = parse_ids(ctx, argv, 3, argc);
     if (!ids)
         return REDISMODULE_OK;

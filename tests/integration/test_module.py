@@ -5,6 +5,7 @@ them: one generation per slice sized from the slice before, a full table
 followed by one twice as large, a duplicate counted once, and a live table
 without the module failing the commit with a reason rather than
 forgetting ids. Skipped when the module was not built (no redismodule.h)."""
+import math
 import os
 import random
 import shutil
@@ -20,6 +21,25 @@ from test_function import LUA
 
 HAVE_MODULE = os.path.exists(MODULE_SO)
 SKIP = "nousu_ids.so not built (no redismodule.h: bash .ci/redismodule-h)"
+
+
+def fill_class(n):
+    """nousu.lua's: the slots of a part of at least n slots that fill their
+    jemalloc size class (4 a doubling), 32 bytes of headers included."""
+    b, m = n * 8 + 32, 4096
+    while m * 2 <= b:
+        m *= 2
+    return (math.ceil(b / (m // 4)) * (m // 4) - 32) // 8
+
+
+def gen(want, part_max=(8388608 - 32) // 8, n=0, made=None):
+    """nousu.lua's Dedup:table_gen: 3/4 full less 2%, at least 65536 slots,
+    in parts (a power of 2) of at most part_max slots before fill_class."""
+    need = max(want / (0.75 * 0.98), 65536)
+    parts = 1
+    while need / parts > part_max and parts < 65536:
+        parts *= 2
+    return [fill_class(math.ceil(need / parts)), n, 1, parts, parts if made is None else made]
 
 
 def table_ids(raw):
@@ -71,8 +91,8 @@ class Commands(unittest.TestCase):
         with self.assertRaisesRegex(redis.ResponseError, "full"):
             self.add("new", 64, *range(1, 58))
         self.assertFalse(self.r.exists("new"))
-        with self.assertRaisesRegex(redis.ResponseError, "power of 2"):
-            self.add("u", 96, 1)
+        with self.assertRaisesRegex(redis.ResponseError, "from 64 to 2"):
+            self.add("u", 32, 1)
         with self.assertRaisesRegex(redis.ResponseError, "signed 64-bit"):
             self.add("t", 64, 50, "x")
         self.assertEqual(self.r.get("t"), before)
@@ -117,8 +137,8 @@ class Dedup(test_function.Function):
         return self.r.get("nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part))
 
     @staticmethod
-    def room(slots, parts=1):
-        return int(parts * slots / 4 * 3 * 0.98)  # TABLE_FILL
+    def room(g):
+        return int(g[3] * (g[0] * 3 // 4) * 0.98)  # TABLE_FILL
 
     def test_ids_in_tables_counted_once(self):
         rng = random.Random(5)
@@ -126,8 +146,11 @@ class Dedup(test_function.Function):
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes[:300], w0), [300, 0])
         # one generation: a table of the smallest size, 300 ids in it
-        self.assertEqual(self.slice_gens(w0), [[65536, 300, 1, 1, 1]])
-        self.assertEqual(table_ids(self.table(w0, 1)), set(hashes[:300]))
+        self.assertEqual(self.slice_gens(w0), [gen(300, n=300)])
+        raw = self.table(w0, 1)
+        self.assertEqual(len(raw), 16 + gen(300)[0] * 8)
+        self.assertEqual(len(raw) + 16, 655360)  # a jemalloc size class, filled
+        self.assertEqual(table_ids(raw), set(hashes[:300]))
         self.assertEqual(list(self.r.scan_iter("nousu:ids:*:*:[0-9]*")), [])  # no sets
         ttl = ((w0 // 60000) + 1) * 60000 + 120000 + 5000 - w0
         self.assertTrue(ttl - 5000 < self.r.pttl("nousu:ids:%d:1:t0" % (w0 // 60000)) <= ttl)
@@ -135,20 +158,19 @@ class Dedup(test_function.Function):
         w1 = w0 + 60000
         self.assertEqual(self.dedup_commit(hashes[100:400], w1), [100, 200])
         # sized from the slice before: 300 ids x 1.25, still the smallest
-        self.assertEqual(self.slice_gens(w1), [[65536, 100, 1, 1, 1]])
+        self.assertEqual(self.slice_gens(w1), [gen(375, n=100)])
         self.assertEqual(table_ids(self.table(w1, 1)), set(hashes[300:400]))
 
     def test_a_full_table_is_followed_by_one_twice_its_size(self):
         rng = random.Random(6)
         w0 = (self.now() // 60000) * 60000 + 1000
-        room = self.room(65536)
+        room = self.room(gen(0))
         first = [rng.getrandbits(64) for _ in range(room - 10)]
         for k in range(0, len(first), 10000):
             self.dedup_commit(first[k:k + 10000], w0)
         more = [rng.getrandbits(64) for _ in range(20)]
         self.assertEqual(self.dedup_commit(more, w0 + 500), [20, 0])
-        # the second was made ahead once the first was 3/4 full
-        self.assertEqual(self.slice_gens(w0), [[65536, room - 10, 1, 1, 1], [131072, 20, 1, 1, 1]])
+        self.assertEqual(self.slice_gens(w0), [gen(0, n=room - 10), gen(2 * room, n=20)])
         self.assertEqual(table_ids(self.table(w0, 2)), set(more))
         # the ids of both generations are found
         both = first[:50] + more
@@ -162,10 +184,12 @@ class Dedup(test_function.Function):
         hashes = [rng.getrandbits(64) for _ in range(1000)]
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes, w0), [1000, 0])
-        self.assertEqual(self.slice_gens(w0), [[16384, 1000, 1, 4, 4]])
+        g = gen(1000, 16384, n=1000)
+        self.assertEqual(g[3], 4)
+        self.assertEqual(self.slice_gens(w0), [g])
         for p in range(4):
             raw = self.table(w0, 1, p)
-            self.assertEqual(len(raw), 16 + 16384 * 8)
+            self.assertEqual(len(raw), 16 + g[0] * 8)
             self.assertEqual(table_ids(raw), {h for h in hashes if (h >> 48) * 4 // 65536 == p})
         self.assertEqual(self.dedup_commit(hashes[::7] + [rng.getrandbits(64)], w0 + 100),
                          [1, len(hashes[::7])])
@@ -181,19 +205,19 @@ class Dedup(test_function.Function):
         self.assertEqual(self.dedup_commit(hashes[:1000], s0 + 40000), [1000, 0])
         self.assertIsNone(self.r.get("nousu:ids:%d" % (s0 // 60000 + 1)))  # 20 s left
         self.assertEqual(self.dedup_commit(hashes[1000:1200], s0 + 50000), [200, 0])
-        # 1200 ids in 50 s: 1440 in 60, plus a quarter: 65536 slots, in 4 parts
+        # 1200 ids in 50 s, plus a quarter: 1800 in the next 60 s, in 4 parts
         nxt = s0 + 60000
-        self.assertEqual(self.slice_gens(nxt), [[16384, 0, 1, 4, 2]])
+        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, made=2)])
         self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1, 1, 0, 0])
         self.assertEqual(table_ids(self.table(nxt, 1, 0)), set())
         ttl = (nxt // 60000 + 1) * 60000 + 120000 + 5000 - (s0 + 50000)
         self.assertTrue(ttl - 5000 < self.r.pttl(self.table_key(nxt, 0)) <= ttl)
         self.dedup_commit(hashes[1200:1300], s0 + 55000)
-        self.assertEqual(self.slice_gens(nxt), [[16384, 0, 1, 4, 4]])
+        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384)])
         self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1] * 4)
         # the next slice takes the generation made for it, and finds the old ids
         self.assertEqual(self.dedup_commit(hashes[1250:1600], nxt + 1000), [300, 50])
-        self.assertEqual(self.slice_gens(nxt), [[16384, 300, 1, 4, 4]])
+        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, n=300)])
 
     def test_the_next_generation_made_ahead(self):
         """Once a generation is half full and this slice's pace says its
@@ -203,16 +227,18 @@ class Dedup(test_function.Function):
         self.part_slots = 16384
         rng = random.Random(11)
         s0 = (self.now() // 60000) * 60000
-        room = self.room(16384, 4)
+        g1 = gen(37000, 16384)
+        room = self.room(g1)
         first = [rng.getrandbits(64) for _ in range(room)]
         self.assertEqual(self.dedup_commit(first[:37000], s0 + 30000), [37000, 0])
-        # 37000 ids in 30 s, x 1.25: 46250 more to come, 11168 free: a table
-        # for 35082 (65536 slots, 4 parts), 2 made with this commit
-        self.assertEqual(self.slice_gens(s0), [[16384, 37000, 1, 4, 4], [16384, 0, 1, 4, 2]])
+        # 37000 ids in 30 s, x 1.25: 46250 more to come, room - 37000 free:
+        # a generation for the difference, 2 of its parts made with this commit
+        g2 = gen(max(46250 - (room - 37000), room / 4), 16384)
+        self.assertEqual(self.slice_gens(s0), [g1[:1] + [37000] + g1[2:], g2[:4] + [2]])
         self.assertEqual([self.r.exists(self.table_key(s0, p, 2)) for p in range(4)],
                          [1, 1, 0, 0])
         self.dedup_commit(first[37000:38000], s0 + 30100)
-        self.assertEqual(self.slice_gens(s0)[1], [16384, 0, 1, 4, 4])
+        self.assertEqual(self.slice_gens(s0)[1], g2)
         for k in range(38000, room, 2000):
             self.dedup_commit(first[k:k + 2000], s0 + 30200)
         gens = self.slice_gens(s0)
@@ -221,7 +247,7 @@ class Dedup(test_function.Function):
         # full: the next ids go to the one made ahead, found there after
         more = [rng.getrandbits(64) for _ in range(50)]
         self.assertEqual(self.dedup_commit(more, s0 + 30300), [50, 0])
-        self.assertEqual(self.slice_gens(s0)[1], [16384, 50, 1, 4, 4])
+        self.assertEqual(self.slice_gens(s0)[1], g2[:1] + [50] + g2[2:])
         self.assertEqual(self.dedup_commit(more[:5] + first[:5], s0 + 30400), [0, 10])
 
     def table_key(self, wall, part, gen=1):
@@ -238,7 +264,7 @@ class Dedup(test_function.Function):
         self.assertEqual(self.slice_gens(w0), [[4, 30]])  # 10 ids a set, dedup_commit's cfg
         self.r.execute_command("MODULE", "LOAD", MODULE_SO)
         self.assertEqual(self.dedup_commit(hashes, w0 + 100), [30, 30])
-        self.assertEqual(self.slice_gens(w0), [[4, 30], [65536, 30, 1, 1, 1]])
+        self.assertEqual(self.slice_gens(w0), [[4, 30], gen(30, n=30)])
 
     def test_live_tables_without_the_module_fail_the_commit(self):
         w0 = (self.now() // 60000) * 60000 + 1000

@@ -79,6 +79,28 @@ static void test_fills_to_its_room_exactly(void **state) {
     free(t);
 }
 
+static void test_any_number_of_slots(void **state) {
+    (void)state;
+    size_t len;
+    unsigned char *t = table_new(1000, &len); /* not a power of 2 */
+    uint64_t room = idtable_room(1000), s = 3;
+    assert_int_equal(room, 750);
+    uint64_t *ids = malloc(room * sizeof *ids);
+    assert_non_null(ids);
+    for (uint64_t i = 0; i < room; i++)
+        assert_int_equal(1, idtable_add(t, len, ids[i] = rnd(&s)));
+    for (uint64_t i = 0; i < room; i++)
+        assert_true(idtable_has(t, len, ids[i]));
+    for (uint64_t i = 0; i < 10000; i++)
+        assert_false(idtable_has(t, len, rnd(&s)));
+    /* filled to the last slot: the probe wraps from slot 999 to 0 */
+    for (uint64_t i = 0; idtable_count(t) < 1000; i++)
+        assert_true(idtable_add(t, len, rnd(&s)) >= 0);
+    assert_int_equal(idtable_add(t, len, rnd(&s)), -1);
+    free(ids);
+    free(t);
+}
+
 static void test_valid_refuses_what_is_not_a_table(void **state) {
     (void)state;
     size_t len;
@@ -86,7 +108,8 @@ static void test_valid_refuses_what_is_not_a_table(void **state) {
     assert_false(idtable_valid(t, len - 8));  /* 63 slots */
     assert_false(idtable_valid(t, 8));        /* shorter than the header */
     unsigned char *big = table_new(128, &len);
-    assert_false(idtable_valid(big, idtable_bytes(96))); /* not a power of 2 */
+    assert_false(idtable_valid(big, idtable_bytes(96) + 4)); /* not whole slots */
+    assert_true(idtable_valid(big, idtable_bytes(96))); /* any count of slots */
     free(big);
     len = idtable_bytes(64);
     t[0] = 'N';
@@ -112,7 +135,8 @@ static void test_valid_refuses_what_is_not_a_table(void **state) {
 static void test_slot_bounds(void **state) {
     (void)state;
     assert_true(idtable_slots_ok(64) && idtable_slots_ok(IDTABLE_MAX_SLOTS));
-    assert_false(idtable_slots_ok(32) || idtable_slots_ok(96) || idtable_slots_ok(0));
+    assert_true(idtable_slots_ok(96) && idtable_slots_ok(1000003));
+    assert_false(idtable_slots_ok(32) || idtable_slots_ok(0));
     assert_false(idtable_slots_ok(IDTABLE_MAX_SLOTS * 2));
     assert_int_equal(idtable_bytes(64), 16 + 512);
     assert_int_equal(idtable_room(64), 48);
@@ -123,6 +147,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_add_has_count),
         cmocka_unit_test(test_fills_to_its_room_exactly),
+        cmocka_unit_test(test_any_number_of_slots),
         cmocka_unit_test(test_valid_refuses_what_is_not_a_table),
         cmocka_unit_test(test_slot_bounds),
     };
