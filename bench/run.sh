@@ -140,7 +140,7 @@ if [[ ${SLOWLOG:-0} -gt 0 ]]; then
     echo "slowest commit FCALLs (ms, function), of $(redis-cli -h 127.0.0.1 -p "$port" slowlog len) over 5 ms:"
     redis-cli -h 127.0.0.1 -p "$port" slowlog get 10000 | tr -d '\r' |
         awk '$0 == "FCALL" && prev ~ /^[0-9]+$/ { getline fn; print prev / 1000, fn } { prev = $0 }' |
-        sort -rn | head -n "$SLOWLOG" | awk '{printf "  %8.1f ms %s\n", $1, $2}'
+        sort -rn | awk -v n="$SLOWLOG" 'NR <= n {printf "  %8.1f ms %s\n", $1, $2}' # reads all: no SIGPIPE
 fi
 
 # What the daemon said about the load: warnings and errors, counted.

@@ -564,12 +564,13 @@ end
 -- part floor(place * parts / 65536), as for the sets. A commit asks and adds
 -- to each part its ids fall into in one call per 1000 ids, where the sets
 -- take one call per set (and the sets a commit touches grow with the slice).
--- Parts have at most TABLE_PART_SLOTS slots (8 MB), planned at most 3/4 full
--- (less TABLE_FILL: parts fill unevenly; the module refuses past 7/8). A
--- generation is sized for the previous slice's ids plus a quarter; a full
--- one is followed by one twice its size. A table's slots are allocated, and
--- zeroed, when it is made (~116 ms for 256 MB), so both are made ahead, a
--- few parts a commit (Dedup:prepare; `made` counts them).
+-- Parts have up to TABLE_PART_SLOTS slots (8 MiB, sized to fill a jemalloc
+-- size class), planned at most 3/4 full (less TABLE_FILL: parts fill
+-- unevenly; the module refuses past 7/8). A table's slots are allocated,
+-- and zeroed, when it is made (~116 ms for 256 MB), so generations are made
+-- ahead, a few parts a commit, sized from the slice's pace (Dedup:prepare;
+-- `made` counts the parts made); one a commit needs and finds not made
+-- (the first commits, a surge) is made at once, of TABLE_NOW_PARTS at most.
 -- Generations of both kinds may share a slice (the module loaded, or
 -- unloaded, mid-slice); a live table without the module fails the commit.
 -- P:ids:<slice>:<gen> is a bitmap of the generation's sets already given
