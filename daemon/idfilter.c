@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "idfilter.h"
+#include "mix64.h"
 
 enum {
     SLICE_MS = 60000, /* nousu.lua's DEDUP_SLICE_MS */
@@ -39,16 +40,6 @@ struct idfilter {
 static int64_t floordiv(int64_t a, int64_t b) {
     int64_t q = a / b;
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-/* splitmix64's finalizer: the id hashes are XXH3 already, but the filter's
- * bits must not follow the places (top 16 bits) that Redis's sets use. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    return x ^ (x >> 31);
 }
 
 static uint64_t *block_of(const bloom *b, uint64_t h) {

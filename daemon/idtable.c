@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "idtable.h"
+#include "mix64.h"
 
 static const char MAGIC[8] = {'n', 'o', 'u', 's', 'u', 'i', 'd', '1'};
 
@@ -13,16 +14,6 @@ static uint64_t load(const unsigned char *p) {
 }
 
 static void store(unsigned char *p, uint64_t v) { memcpy(p, &v, sizeof v); }
-
-/* splitmix64's finalizer: the ids are hashes already, but their low bits
- * also pick the daemon filter's blocks and their top bits Redis's sets. */
-static uint64_t mix64(uint64_t x) {
-    x ^= x >> 30;
-    x *= UINT64_C(0xbf58476d1ce4e5b9);
-    x ^= x >> 27;
-    x *= UINT64_C(0x94d049bb133111eb);
-    return x ^ (x >> 31);
-}
 
 size_t idtable_bytes(uint64_t slots) { return IDTABLE_HEADER + (size_t)slots * 8; }
 
