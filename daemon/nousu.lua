@@ -677,24 +677,20 @@ function Dedup:prefetch(ids, places)
   end
   for slice = self.oldest, self.cur do
     for g, gen in ipairs(self:slice_gens(slice)) do
-      local base = self:slice_key(slice) .. ':' .. g .. ':'
+      -- sets <base><b> of gen[1], or the module's parts <base>t<p> of gen[4]
+      local cmd, n, base = 'SMISMEMBER', gen[1], self:slice_key(slice) .. ':' .. g .. ':'
       if is_table(gen) then
         if not self.tables then
           error('nousu: live event-id tables need the nousu Redis module (loadmodule '
                 .. 'nousu_ids.so) and +nousu.idadd +nousu.idhas in the ACL (docs/operations.md)')
         end
-        each_set(places, gen[4], function(p, i, j)
-          for k = i, j, 1000 do
-            mark(redis.call('NOUSU.IDHAS', base .. 't' .. p, unpack(ids, k, math.min(k + 999, j))), k)
-          end
-        end)
-      else
-        each_set(places, gen[1], function(b, i, j)
-          for k = i, j, 1000 do
-            mark(redis.call('SMISMEMBER', base .. b, unpack(ids, k, math.min(k + 999, j))), k)
-          end
-        end)
+        cmd, n, base = 'NOUSU.IDHAS', gen[4], base .. 't'
       end
+      each_set(places, n, function(b, i, j)
+        for k = i, j, 1000 do
+          mark(redis.call(cmd, base .. b, unpack(ids, k, math.min(k + 999, j))), k)
+        end
+      end)
     end
   end
 end
@@ -854,12 +850,11 @@ function Dedup:remember(ids, places)
     end
   end)
   set_bits(gkey, new, timed, self.timed_ttl_ms)
-  self:save_gens()
+  self:save_gens(self.cur, self.ttl_ms)
 end
 
-function Dedup:save_gens()
-  redis.call('SET', self:slice_key(self.cur), cmsgpack.pack(self:slice_gens(self.cur)),
-             'PX', self.ttl_ms)
+function Dedup:save_gens(slice, ttl_ms)
+  redis.call('SET', self:slice_key(slice), cmsgpack.pack(self:slice_gens(slice)), 'PX', ttl_ms)
 end
 
 -- Ids not known before (sorted by place) into the parts of gen at base<p>
@@ -873,8 +868,8 @@ function Dedup:remember_in_tables(base, gen, ids, places)
     end
     redis.call('PEXPIRE', key, self.ttl_ms)
   end)
-  self:save_gens()
   self:prepare()
+  self:save_gens(self.cur, self.ttl_ms) -- with what prepare made ahead in it
 end
 
 -- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (~6 ms each at
@@ -902,11 +897,13 @@ function Dedup:prepare()
   if budget == 0 or left > PREPARE_MS then return end
   local ngens = self:slice_gens(nxt)
   if not ngens[1] then ngens[1] = self:table_gen(pace * DEDUP_SLICE_MS, true) end
-  self:make_ahead(nxt, 1, budget, S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS))
+  local ttl = S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS)
+  if self:make_ahead(nxt, 1, budget, ttl) < budget then self:save_gens(nxt, ttl) end
 end
 
 -- Make up to budget parts of generation g of slice that are still to be
--- made ahead; returns the budget left.
+-- made ahead (the caller saves the slice's generations); returns the
+-- budget left.
 function Dedup:make_ahead(slice, g, budget, ttl)
   local gens = self:slice_gens(slice)
   local gen = gens[g]
@@ -918,7 +915,6 @@ function Dedup:make_ahead(slice, g, budget, ttl)
     redis.call('PEXPIRE', base .. p, ttl)
   end
   budget, gen[5] = budget - (upto - gen[5]), upto
-  redis.call('SET', self:slice_key(slice), cmsgpack.pack(gens), 'PX', ttl)
   return budget
 end
 

@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -267,6 +268,13 @@ def ev(creator, type_, ts, **kw):
     e = {"creator": creator, "type": type_, "ts": ts}
     e.update(kw)
     return e
+
+
+def table_ids(raw):
+    """The ids in a table of the nousu_ids module (daemon/idtable.h), sorted:
+    where each sits depends on the order they came in."""
+    n = (len(raw) - 16) // 8
+    return sorted(v for v in struct.unpack("<%dQ" % n, raw[16:]) if v)
 
 
 def creator_state(r, creator, prefix="nousu:"):

@@ -15,6 +15,7 @@ import unittest
 
 import redis
 
+import harness
 import test_function
 from harness import MODULE_SO, RedisServer, now_ms, redis_with_library, stop_pid
 from test_function import LUA
@@ -43,8 +44,7 @@ def gen(want, part_max=(8388608 - 32) // 8, n=0, made=None):
 
 
 def table_ids(raw):
-    n = (len(raw) - 16) // 8
-    return {v for v in struct.unpack("<%dQ" % n, raw[16:]) if v}
+    return set(harness.table_ids(raw))
 
 
 @unittest.skipUnless(HAVE_MODULE, SKIP)

@@ -16,12 +16,11 @@ import math
 import os
 import random
 import re
-import struct
 import unittest
 
 import msgpack
 
-from harness import redis_with_library
+from harness import redis_with_library, table_ids
 
 LUA = os.environ.get("NOUSU_LUA") or os.path.join(os.path.dirname(__file__),
                                                   "../../daemon/nousu.lua")
@@ -55,14 +54,6 @@ def up(b):
 
 
 # ---- the batch, as the daemon holds it after decoding -------------------------
-
-
-def table_ids(raw):
-    """The ids in a table of the module (daemon/idtable.h), sorted: where
-    each sits depends on the order they came in, which the two forms may
-    not share."""
-    n = (len(raw) - 16) // 8
-    return sorted(v for v in struct.unpack("<%dQ" % n, raw[16:]) if v)
 
 class Ev:
     """One accepted event (event.h); None stands for an absent field."""
