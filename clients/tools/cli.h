@@ -18,6 +18,11 @@
 extern volatile sig_atomic_t cli_stop;
 void cli_signals(void);
 
+/* The longest a tool blocks in one ZeroMQ wait. A signal that lands after
+ * the loop checked cli_stop but before zmq_poll() blocks does not interrupt
+ * it (there is no ppoll() for ZeroMQ sockets): the next wake-up sees it. */
+#define CLI_STOP_POLL_MS 200
+
 /* Decimal integer in [min, max]; false (with a message naming opt) otherwise. */
 bool cli_int(const char *prog, const char *opt, const char *s, int64_t min, int64_t max,
              int64_t *ret);

@@ -33,6 +33,7 @@ typedef struct tail {
     const nousu_redis_opts *redis;
     uint64_t last_read; /* highest seq read from the stream */
     bool synced;
+    int64_t next_sync; /* mono ms of the next such read */
 } tail;
 
 #define SYNC_POLL_MS 500
@@ -176,17 +177,20 @@ static int catch_up(tail *t) {
     return r;
 }
 
-/* How long the next receive may wait: the idle timeout, and while not yet
- * synced the stream poll interval. -1: for ever. */
+/* wait, or less when deadline (mono ms, -1: none) comes first. */
+static int64_t until(int64_t wait, int64_t deadline) {
+    if (deadline < 0)
+        return wait;
+    int64_t left = deadline - mono_ms();
+    return left < 0 ? 0 : left < wait ? left : wait;
+}
+
+/* How long the next receive may wait: up to the idle timeout and, while not
+ * yet synced, the next read of the stream; never more than CLI_STOP_POLL_MS. */
 static int next_wait(const tail *t, int64_t idle_deadline) {
-    int64_t wait = -1;
-    if (idle_deadline >= 0) {
-        wait = idle_deadline - mono_ms();
-        if (wait < 0)
-            wait = 0;
-    }
-    if (t->have_since && !t->synced && (wait < 0 || wait > SYNC_POLL_MS))
-        wait = SYNC_POLL_MS;
+    int64_t wait = until(CLI_STOP_POLL_MS, idle_deadline);
+    if (t->have_since && !t->synced)
+        wait = until(wait, t->next_sync);
     return (int)wait;
 }
 
@@ -198,8 +202,11 @@ static int run_live(tail *t, nousu_subscriber *s, int64_t timeout_ms) {
         if (r == -EAGAIN) {
             if (idle_deadline >= 0 && mono_ms() >= idle_deadline)
                 return 0; /* --timeout-ms without an alert */
-            if (t->have_since && !t->synced && catch_up(t) < 0)
-                return -EIO;
+            if (t->have_since && !t->synced && mono_ms() >= t->next_sync) {
+                if (catch_up(t) < 0)
+                    return -EIO;
+                t->next_sync = mono_ms() + SYNC_POLL_MS;
+            }
             continue;
         }
         if (r == -EINTR)
@@ -321,8 +328,10 @@ int main(int argc, char **argv) {
     if (!s)
         return CLI_EXIT_FAIL;
     t.redis = &o.redis;
-    if (t.have_since)
+    if (t.have_since) {
         r = catch_up(&t);
+        t.next_sync = mono_ms() + SYNC_POLL_MS;
+    }
     if (r >= 0)
         r = run_live(&t, s, o.timeout_ms);
     nousu_subscriber_destroy(&s);
