@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # report.sh -- issue 5's figures in one go: bench/run.sh with and without
 # event ids, with the AOF off and on (everysec, with the AOF settings of
-# docs/operations.md §3), and with ids again with the nousu_ids Redis module
+# docs/operations.md §3), and with ids again with the nousu Redis module
 # when it is built, then bench/memory_per_creator.py (a week of activity),
 # and one summary table. ~12 min on 2 CPUs.
 #
@@ -24,8 +24,8 @@ echo "report.sh: outputs in $out"
 
 aof="--appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 1gb"
 configs=("ids,AOF off|" "no ids,AOF off|--no-ids" "ids,AOF everysec|$aof" "no ids,AOF everysec|$aof --no-ids")
-# with the nousu_ids Redis module (event ids in its tables), when built
-[[ -f $build/nousu_ids.so ]] && configs+=("ids+module,AOF off|module" "ids+module,AOF everysec|$aof module")
+# with the nousu Redis module (event ids in its tables), when built
+[[ -f $build/nousu.so ]] && configs+=("ids+module,AOF off|module" "ids+module,AOF everysec|$aof module")
 
 rc=0
 for c in "${configs[@]}"; do

@@ -18,7 +18,7 @@
 #                           (instruction counts of a whole run; see bench/README.md)
 #              NOUSUD_WRAP  the same for nousud, e.g. "perf record -g -o /tmp/n.data --"
 #                           (the RSS and CPU figures are then the wrapper's)
-#              MODULE=1     load BUILD_DIR/nousu_ids.so into redis-server: event ids
+#              MODULE=1     load BUILD_DIR/nousu.so into redis-server: event ids
 #                           go to its tables instead of intsets (docs/performance.md)
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
@@ -80,8 +80,8 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 # is the real test (bind fails if someone took it meanwhile), so retry that.
 module_args=()
 if [[ ${MODULE:-0} == 1 ]]; then
-    [[ -f $build/nousu_ids.so ]] || { echo "run.sh: $build/nousu_ids.so not built (bash .ci/redismodule-h, then cmake again)" >&2; exit 2; }
-    module_args=(--loadmodule "$build/nousu_ids.so")
+    [[ -f $build/nousu.so ]] || { echo "run.sh: $build/nousu.so not built (bash .ci/redismodule-h, then cmake again)" >&2; exit 2; }
+    module_args=(--loadmodule "$build/nousu.so")
 fi
 for attempt in 1 2 3 4 5 6 7 8; do
     port=$((20000 + RANDOM % 40000))
@@ -120,7 +120,7 @@ if [[ ${SLOWLOG:-0} -gt 0 ]]; then
 fi
 echo "run.sh: redis-server $(redis-server --version | sed -n 's/.*v=\([^ ]*\).*/\1/p') on 127.0.0.1:$port (pid $redis_pid), nousud pid $nousud_pid, dir $dir"
 redis_setting() { redis-cli -h 127.0.0.1 -p "$port" config get "$1" | sed -n 2p; }
-echo "run.sh: redis set-max-intset-entries $(redis_setting set-max-intset-entries), appendonly $(redis_setting appendonly), appendfsync $(redis_setting appendfsync), nousu_ids module $([[ ${#module_args[@]} -gt 0 ]] && echo loaded || echo not loaded)"
+echo "run.sh: redis set-max-intset-entries $(redis_setting set-max-intset-entries), appendonly $(redis_setting appendonly), appendfsync $(redis_setting appendfsync), nousu module $([[ ${#module_args[@]} -gt 0 ]] && echo loaded || echo not loaded)"
 rc=0
 "$bench" --redis-port="$port" --daemon-pid="$nousud_pid" \
     --ingest="$(ep ingest)" --alerts="$(ep alerts)" --control="$(ep control)" \

@@ -682,7 +682,7 @@ function Dedup:prefetch(ids, places)
       if is_table(gen) then
         if not self.tables then
           error('nousu: live event-id tables need the nousu Redis module (loadmodule '
-                .. 'nousu_ids.so) and +nousu.idadd +nousu.idhas in the ACL (docs/operations.md)')
+                .. 'nousu.so) and +nousu.idadd +nousu.idhas in the ACL (docs/operations.md)')
         end
         cmd, n, base = 'NOUSU.IDHAS', gen[4], base .. 't'
       end
@@ -1248,6 +1248,31 @@ local function hinted_run(flat, p, fallbacks)
   return { flat[p], evs[1], evs[2], nil, flat[p + H_WANT] }
 end
 
+-- The hints the nousu module takes (NOUSU.HINTS, daemon/redis-module/hints.c):
+-- what swap_hint and take_hint do, in C, for every hinted run not walked.
+-- Returns the number taken and the set of places of those it refused (stale:
+-- taken the usual way here), or 0 and nil when the module is not loaded or
+-- refused before writing anything (this code then takes them all itself).
+-- An error after it wrote is the commit's error, as take_hint's would be.
+local function module_hints(cfg, runs, walk, hints, niches)
+  local leave = {}
+  for i, run in ipairs(runs) do
+    if walk[i] and type(run) == 'number' then leave[#leave + 1] = run end
+  end
+  local r = redis.pcall('NOUSU.HINTS', cfg.prefix, cfg.ttl_str, hints,
+                        #leave > 0 and cmsgpack.pack(leave) or '')
+  if r.err then
+    if string.find(r.err, 'partly written', 1, true) then error(r.err) end
+    return 0, nil
+  end
+  local refused, nn = {}, r[3]
+  for _, p in ipairs(r[2]) do refused[p] = true end
+  for k = 1, #nn, 2 do
+    if (niches[nn[k]] or 0) < nn[k + 1] then niches[nn[k]] = nn[k + 1] end
+  end
+  return r[1], refused
+end
+
 -- The hint at p as verify_hints reads it.
 local function hint_at(flat, p)
   return { flat[p + H_OLD], flat[p + H_NEW], nil, flat[p + H_BUCKET], flat[p + H_NEWB],
@@ -1312,29 +1337,36 @@ local function commit_runs(keys, args)
     dedup:prefetch(ids, places)
   end
   local walk = runs_to_walk(dedup, ids, args[4])
-  local tally, creators, order, niches, verify, taken = {}, {}, {}, {}, {}, 0
-  local flat = args[7] and cmsgpack.unpack(args[7])
+  local tally, creators, order, niches, verify = {}, {}, {}, {}, {}
+  local taken, left = 0, nil
+  if args[7] and not cfg.verify_hints then
+    taken, left = module_hints(cfg, runs, walk, args[7], niches)
+  end
+  local flat -- unpacked only for the hinted runs taken here
   for i, run in ipairs(runs) do
     local p = type(run) == 'number' and run
-    local key = p and not walk[i] and state_key(cfg.prefix, flat[p])
-    local fresh
-    if not key then
-      fresh = false
-    elseif cfg.verify_hints then
-      fresh = redis.call('GET', key) == flat[p + H_OLD]
-    else
-      fresh = swap_hint(cfg, key, flat, p)
-    end
-    if fresh and not cfg.verify_hints then
-      take_hint(cfg, key, flat, p, niches)
-      taken = taken + 1
-    else
-      if p then
-        run = hinted_run(flat, p, args[6])
-        runs[i] = run
+    if not (p and left and not walk[i] and not left[p]) then -- else the module took it
+      flat = flat or (p and cmsgpack.unpack(args[7]))
+      local key = p and not walk[i] and not left and state_key(cfg.prefix, flat[p])
+      local fresh
+      if not key then
+        fresh = false
+      elseif cfg.verify_hints then
+        fresh = redis.call('GET', key) == flat[p + H_OLD]
+      else
+        fresh = swap_hint(cfg, key, flat, p)
       end
-      take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
-      if fresh then verify[#verify + 1] = { run[1], hint_at(flat, p) } end
+      if fresh and not cfg.verify_hints then
+        take_hint(cfg, key, flat, p, niches)
+        taken = taken + 1
+      else
+        if p then
+          run = hinted_run(flat, p, args[6])
+          runs[i] = run
+        end
+        take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
+        if fresh then verify[#verify + 1] = { run[1], hint_at(flat, p) } end
+      end
     end
   end
   local out = {}

@@ -20,10 +20,10 @@ import redis
 import zmq
 
 BUILD = os.environ.get("NOUSU_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
-# NOUSU_REDIS_MODULE=path: every redis-server loads that module (the nousu_ids
+# NOUSU_REDIS_MODULE=path: every redis-server loads that module (the nousu
 # tables for event ids instead of intsets; .ci/test runs the id tests so too).
 REDIS_MODULE = os.environ.get("NOUSU_REDIS_MODULE") or None
-MODULE_SO = os.path.join(BUILD, "nousu_ids.so")
+MODULE_SO = os.path.join(BUILD, "nousu.so")
 NOUSUD = os.path.join(BUILD, "nousud")
 TOOLS = os.path.join(BUILD, "clients")
 
@@ -271,7 +271,7 @@ def ev(creator, type_, ts, **kw):
 
 
 def table_ids(raw):
-    """The ids in a table of the nousu_ids module (daemon/idtable.h), sorted:
+    """The ids in a table of the nousu module (daemon/idtable.h), sorted:
     where each sits depends on the order they came in."""
     n = (len(raw) - 16) // 8
     return sorted(v for v in struct.unpack("<%dQ" % n, raw[16:]) if v)

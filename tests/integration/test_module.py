@@ -1,4 +1,4 @@
-"""The nousu Redis module (daemon/redis-module/nousu_ids.c) on a real
+"""The nousu Redis module (daemon/redis-module/, its id tables) on a real
 redis-server: its two commands, its tables as plain strings (saved, loaded
 and expired by a Redis without it), and the Function's event-id dedup on
 them: one generation per slice sized from the slice before, a full table
@@ -21,7 +21,7 @@ from harness import MODULE_SO, RedisServer, now_ms, redis_with_library, stop_pid
 from test_function import LUA
 
 HAVE_MODULE = os.path.exists(MODULE_SO)
-SKIP = "nousu_ids.so not built (no redismodule.h: bash .ci/redismodule-h)"
+SKIP = "nousu.so not built (no redismodule.h: bash .ci/redismodule-h)"
 
 
 def fill_class(n):

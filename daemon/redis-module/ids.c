@@ -1,5 +1,5 @@
-/* nousu_ids.c -- the nousu Redis module: event-id tables (daemon/idtable.h)
- * as plain Redis strings, tested and added to in one call per table.
+/* ids.c -- the nousu module's event-id tables (daemon/idtable.h) as plain
+ * Redis strings, tested and added to in one call per table.
  *
  *   NOUSU.IDADD key slots id [id ...]   -> the number of ids not there before
  *   NOUSU.IDHAS key id [id ...]         -> an array of 0/1, one per id
@@ -13,13 +13,12 @@
  *
  * The values are strings: RDB, AOF (IDADD is replicated as called),
  * replicas, EXPIRE and DEL work as for any string; a Redis without the
- * module can still save, load, expire and delete them. Load it with
- * `loadmodule /path/nousu_ids.so` (docs/operations.md). */
+ * module can still save, load, expire and delete them. */
 #include <stdint.h>
 #include <string.h>
 
 #include "idtable.h"
-#include "redismodule.h"
+#include "ids.h"
 
 /* Parse argv[from..argc) as ids into a module allocation (freed with the
  * command's context); NULL after replying with an error. */
@@ -114,10 +113,7 @@ static int idhas(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     return REDISMODULE_OK;
 }
 
-int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    (void)argv, (void)argc;
-    if (RedisModule_Init(ctx, "nousu", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR)
-        return REDISMODULE_ERR;
+int ids_register(RedisModuleCtx *ctx) {
     if (RedisModule_CreateCommand(ctx, "nousu.idadd", idadd, "write deny-oom", 1, 1, 1) ==
             REDISMODULE_ERR ||
         RedisModule_CreateCommand(ctx, "nousu.idhas", idhas, "readonly", 1, 1, 1) ==

@@ -1,0 +1,18 @@
+/* module.c -- the nousu Redis module (nousu.so): what a Lua Function does
+ * at the floor of its cost per call, done in C for nousu.lua, which uses it
+ * when a probe answers and does the same work itself when not.
+ *
+ *   NOUSU.IDADD, NOUSU.IDHAS   event-id tables (ids.c)
+ *   NOUSU.HINTS                a commit's hinted runs (hints.c)
+ *
+ * Load it with `loadmodule /path/nousu.so` (docs/operations.md, section 3). */
+#include "hints.h"
+#include "ids.h"
+
+int RedisModule_OnLoad(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    (void)argv, (void)argc;
+    if (RedisModule_Init(ctx, "nousu", 1, REDISMODULE_APIVER_1) == REDISMODULE_ERR ||
+        ids_register(ctx) == REDISMODULE_ERR || hints_register(ctx) == REDISMODULE_ERR)
+        return REDISMODULE_ERR;
+    return REDISMODULE_OK;
+}
