@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # report.sh -- issue 5's figures in one go: bench/run.sh with and without
 # event ids, with the AOF off and on (everysec, with the AOF settings of
-# docs/operations.md §3), and with ids again with the nousu Redis module
+# docs/operations.md §3), and all four again with the nousu Redis module
 # when it is built, then bench/memory_per_creator.py (a week of activity),
-# and one summary table. ~12 min on 2 CPUs.
+# and one summary table. ~16 min on 2 CPUs.
 #
 # Usage: bench/report.sh [BUILD_DIR] [-- nousu-bench options...]
 #   e.g. bench/report.sh build-bench -- --events=5000000   (steadier dedup)
@@ -24,8 +24,10 @@ echo "report.sh: outputs in $out"
 
 aof="--appendonly yes --appendfsync everysec --auto-aof-rewrite-min-size 1gb"
 configs=("ids,AOF off|" "no ids,AOF off|--no-ids" "ids,AOF everysec|$aof" "no ids,AOF everysec|$aof --no-ids")
-# with the nousu Redis module (event ids in its tables), when built
-[[ -f $build/nousu.so ]] && configs+=("ids+module,AOF off|module" "ids+module,AOF everysec|$aof module")
+# with the nousu Redis module (hinted runs in C, event ids in its tables), when built
+[[ -f $build/nousu.so ]] && configs+=("ids+module,AOF off|module" "no ids+module,AOF off|--no-ids module"
+                                      "ids+module,AOF everysec|$aof module"
+                                      "no ids+module,AOF everysec|$aof --no-ids module")
 
 rc=0
 for c in "${configs[@]}"; do
@@ -49,11 +51,11 @@ echo "report.sh: memory per creator, a week of activity ..."
 echo
 head -n 2 "$out/ids-AOF_off.txt" | sed -n 2p
 grep -m1 '^nousu-bench: run' "$out/ids-AOF_off.txt"
-printf '%-24s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' config events/s counts us/ev naive pipel \
+printf '%-27s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' config events/s counts us/ev naive pipel \
     "p50 ms" "p99 ms" "RSS MB" KB/creator B/id
 while IFS='|' read -r name eps us naive pipe p50 p99 ver rss kb bid; do
     eps=$(sed ':a;s/\B[0-9]\{3\}\>/,&/;ta' <<<"$eps") # figures.awk strips the commas
-    printf '%-24s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' "$name" "$eps" "$ver" "$us" "$naive" \
+    printf '%-27s %9s %7s %6s %7s %6s %9s %9s %8s %10s %5s\n' "$name" "$eps" "$ver" "$us" "$naive" \
         "$pipe" "$p50" "$p99" "$rss" "$kb" "$bid"
 done <"$out/rows"
 echo "(events/s: end to end, counts read back and compared; us/ev: inside the commit Function;"

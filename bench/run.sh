@@ -23,6 +23,9 @@
 #              KEEP=1       keep the temp dir (logs) instead of removing it
 #              STATS=1      print Redis's per-command time at the end
 #              SLOWLOG=N    print the N slowest commit FCALLs (from SLOWLOG)
+#              LATENCY=MS   print Redis's LATENCY LATEST and the times (s into
+#                           the run) of its spikes over MS ms, by event
+#                           (command, expire-cycle, fork, ...)
 #
 # Starts redis-server on a free 127.0.0.1 port in a mktemp dir (no
 # persistence) and nousud with ipc:// endpoints in the same dir, runs the
@@ -114,6 +117,10 @@ for ((i = 0; i < 100; i++)); do # 10 s for the control socket to appear
     sleep 0.1
 done
 
+if [[ ${LATENCY:-0} -gt 0 ]]; then
+    redis-cli -h 127.0.0.1 -p "$port" config set latency-monitor-threshold "$LATENCY" >/dev/null
+fi
+t_start=$(date +%s)
 if [[ ${SLOWLOG:-0} -gt 0 ]]; then
     redis-cli -h 127.0.0.1 -p "$port" config set slowlog-log-slower-than 5000 >/dev/null
     redis-cli -h 127.0.0.1 -p "$port" config set slowlog-max-len 10000 >/dev/null
@@ -141,6 +148,15 @@ if [[ ${SLOWLOG:-0} -gt 0 ]]; then
     redis-cli -h 127.0.0.1 -p "$port" slowlog get 10000 | tr -d '\r' |
         awk '$0 == "FCALL" && prev ~ /^[0-9]+$/ { getline fn; print prev / 1000, fn } { prev = $0 }' |
         sort -rn | awk -v n="$SLOWLOG" 'NR <= n {printf "  %8.1f ms %s\n", $1, $2}' # reads all: no SIGPIPE
+fi
+
+# Redis's own latency spikes: which event, and when in the run.
+if [[ ${LATENCY:-0} -gt 0 ]]; then
+    echo "redis latency spikes over ${LATENCY} ms (event: s into the run/ms ...):"
+    for e in $(redis-cli -h 127.0.0.1 -p "$port" latency latest | tr -d '\r' | awk 'NR % 4 == 1'); do
+        echo "  $e: $(redis-cli -h 127.0.0.1 -p "$port" latency history "$e" | tr -d '\r' |
+            awk -v t0="$t_start" 'NR % 2 == 1 {t = $0 - t0} NR % 2 == 0 {printf "%d/%d ", t, $0}')"
+    done
 fi
 
 # What the daemon said about the load: warnings and errors, counted.

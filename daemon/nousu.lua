@@ -589,6 +589,7 @@ local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, (8388608 - 32) / 8
 local TABLE_FILL = 0.98
 local TABLE_NOW_PARTS = 4 -- the most parts a commit makes at once (~25 ms)
 local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 2
+local AHEAD_DONE = 0.8 -- parts made ahead are spread over this much of their window
 
 local Dedup = {}
 Dedup.__index = Dedup
@@ -892,24 +893,32 @@ function Dedup:prepare()
       and last[2] >= self:room(last) / 2 and pace * left > free then
     gens[#gens + 1] = self:table_gen(math.max(pace * left - free, self:room(last) / 4), true)
   end
-  local budget = self:make_ahead(self.cur, #gens, PREPARE_PER_COMMIT, self.ttl_ms)
+  -- an extra generation's window: its predecessor filling from 1/2 to full
+  local prev = gens[#gens - 1]
+  local progress = prev and is_table(prev) and (prev[2] / self:room(prev) - 0.5) * 2 or 1
+  local budget = self:make_ahead(self.cur, #gens, PREPARE_PER_COMMIT, self.ttl_ms, progress)
   local nxt = self.cur + 1
   if budget == 0 or left > PREPARE_MS then return end
   local ngens = self:slice_gens(nxt)
   if not ngens[1] then ngens[1] = self:table_gen(pace * DEDUP_SLICE_MS, true) end
   local ttl = S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS)
-  if self:make_ahead(nxt, 1, budget, ttl) < budget then self:save_gens(nxt, ttl) end
+  progress = (PREPARE_MS - left) / PREPARE_MS
+  if self:make_ahead(nxt, 1, budget, ttl, progress) < budget then self:save_gens(nxt, ttl) end
 end
 
 -- Make up to budget parts of generation g of slice that are still to be
--- made ahead (the caller saves the slice's generations); returns the
--- budget left.
-function Dedup:make_ahead(slice, g, budget, ttl)
+-- made ahead (the caller saves the slice's generations), no more than its
+-- share of the window they are made in of which progress (0 to 1) has
+-- passed: all of them in the first commits of the window, 2 a commit,
+-- stalled Redis for up to a second at 300k ids/s (a part takes 6-14 ms
+-- to make). Returns the budget left.
+function Dedup:make_ahead(slice, g, budget, ttl, progress)
   local gens = self:slice_gens(slice)
   local gen = gens[g]
   if not gen or not is_table(gen) or gen[5] >= gen[4] then return budget end
   local base = self:slice_key(slice) .. ':' .. g .. ':t'
-  local upto = math.min(gen[5] + budget, gen[4])
+  local due = math.ceil(gen[4] * math.max(progress, 0) / AHEAD_DONE)
+  local upto = math.min(gen[5] + budget, gen[4], math.max(due, gen[5]))
   for p = gen[5], upto - 1 do
     redis.call('NOUSU.IDADD', base .. p, gen[1])
     redis.call('PEXPIRE', base .. p, ttl)

@@ -195,9 +195,10 @@ class Dedup(test_function.Function):
                          [1, len(hashes[::7])])
 
     def test_next_slice_made_ahead(self):
-        """Over the last 15 s of a slice each commit makes 2 parts of the
-        next slice's first generation, sized from this slice's pace; the
-        next slice then fills them."""
+        """Over the last 15 s of a slice, commits make the parts of the
+        next slice's first generation, sized from this slice's pace: at most
+        2 a commit, and spread over the first 4/5 of those 15 s (5 s in, 2
+        of 4 are due; 10 s in, all); the next slice then fills them."""
         self.part_slots = 16384
         rng = random.Random(10)
         hashes = [rng.getrandbits(64) for _ in range(1600)]
@@ -222,8 +223,9 @@ class Dedup(test_function.Function):
     def test_the_next_generation_made_ahead(self):
         """Once a generation is half full and this slice's pace says its
         tables will not hold the rest of the slice, one more is made ahead,
-        2 parts a commit, sized for the difference; it takes ids only once
-        the first is full."""
+        sized for the difference, at most 2 parts a commit and no faster
+        than the first fills from half to 4/5 of it (AHEAD_DONE); it takes
+        ids only once the first is full."""
         self.part_slots = 16384
         rng = random.Random(11)
         s0 = (self.now() // 60000) * 60000
@@ -237,10 +239,14 @@ class Dedup(test_function.Function):
         self.assertEqual(self.slice_gens(s0), [g1[:1] + [37000] + g1[2:], g2[:4] + [2]])
         self.assertEqual([self.r.exists(self.table_key(s0, p, 2)) for p in range(4)],
                          [1, 1, 0, 0])
+        # paced: with the first 38000/room full, 2 of 4 parts are due
+        self.assertLess(38000 / room, 0.5 + 0.5 * 0.8 * 2 / 4)
         self.dedup_commit(first[37000:38000], s0 + 30100)
-        self.assertEqual(self.slice_gens(s0)[1], g2)
+        self.assertEqual(self.slice_gens(s0)[1], g2[:4] + [2])
+        self.assertFalse(self.r.exists(self.table_key(s0, 2, 2)))
         for k in range(38000, room, 2000):
             self.dedup_commit(first[k:k + 2000], s0 + 30200)
+        self.assertEqual(self.slice_gens(s0)[1], g2)  # all made before it is needed
         gens = self.slice_gens(s0)
         self.assertEqual(len(gens), 2)  # no third: the second is empty yet
         self.assertEqual(gens[0][1], room)
