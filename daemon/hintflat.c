@@ -22,16 +22,27 @@ static bool take(cursor *c, int n, uint64_t *ret) {
     return true;
 }
 
+/* The bytes of the length that follows a str8/16/32 or bin8/16/32 type
+ * byte; 0 for any other type. */
+static int str_len_bytes(unsigned char t) {
+    switch (t) {
+    case 0xd9: case 0xc4: return 1;
+    case 0xda: case 0xc5: return 2;
+    case 0xdb: case 0xc6: return 4;
+    default: return 0;
+    }
+}
+
 static bool read_str(cursor *c, hintflat_str *ret) {
     if (c->at >= c->end)
         return false;
     unsigned char t = *c->at++;
     uint64_t len;
+    int n = str_len_bytes(t);
     if ((t & 0xe0) == 0xa0)
         len = t & 0x1f;
-    else if (!take(c, t == 0xd9 || t == 0xc4 ? 1 : t == 0xda || t == 0xc5 ? 2
-                      : t == 0xdb || t == 0xc6 ? 4 : 9, &len))
-        return false; /* 9: not a string, and never that many bytes */
+    else if (n == 0 || !take(c, n, &len))
+        return false;
     if ((uint64_t)(c->end - c->at) < len)
         return false;
     ret->ptr = (const char *)c->at, ret->len = (size_t)len;
@@ -122,7 +133,7 @@ int hintflat_open(hintflat *f, const void *buf, size_t len) {
     unsigned char t = *c.at++;
     if ((t & 0xf0) == 0x90)
         n = t & 0x0f;
-    else if (!take(&c, t == 0xdc ? 2 : t == 0xdd ? 4 : 9, &n))
+    else if ((t != 0xdc && t != 0xdd) || !take(&c, t == 0xdc ? 2 : 4, &n))
         return -EBADMSG;
     if (n > (uint64_t)(c.end - c.at)) /* every object is a byte at least */
         return -EBADMSG;

@@ -151,6 +151,14 @@ static void test_wrong_types_are_refused(void **state) {
     assert_int_equal(hintflat_open(&f, too_many, sizeof too_many), 0);
     assert_int_equal(hintflat_next(&f, &h), -EBADMSG);
     assert_int_equal(hintflat_open(&f, not_array, sizeof not_array), -EBADMSG);
+    /* other types are refused whatever follows them (a length read from
+     * 9 bytes of what follows would have passed) */
+    unsigned char map_then_bytes[] = {0x81, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xc0, 0xc0};
+    assert_int_equal(hintflat_open(&f, map_then_bytes, sizeof map_then_bytes), -EBADMSG);
+    unsigned char creator_true[] = {0x9b, 0xc3, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0xc3, 0x01, 0x01,
+                                    0xa1, 'o', 0xa1, 'n', 0xa1, '1', 0xc2, 0xc2, 0x05, 0x00};
+    assert_int_equal(hintflat_open(&f, creator_true, sizeof creator_true), 0);
+    assert_int_equal(hintflat_next(&f, &h), -EBADMSG);
     /* an array32 claiming more objects than there are bytes */
     assert_int_equal(hintflat_open(&f, "\xdd\x00\x01\x00\x00\xc0", 6), -EBADMSG);
 }
