@@ -296,6 +296,12 @@ function Creator:snapshot(ev)
 end
 
 -- PFADD of list[first..last] (all of list by default), 1000 at a time.
+-- niches: niche -> the newest now of a creator in it this commit (finish
+-- writes them); niche false or nil: none.
+local function niche_now(niches, niche, now)
+  if niche and (niches[niche] or 0) < now then niches[niche] = now end
+end
+
 local function pfadd(key, list, first, last)
   last = last or #list
   for i = first or 1, last, 1000 do
@@ -376,8 +382,7 @@ function Creator:flush(niches)
   self.packed = cmsgpack.pack(self.s) -- also the daemon's, when it asks (run[5])
   redis.call('SET', self.base, self.packed, 'EX', cfg.ttl_str)
   self:flush_hist()
-  local niche = self.s.niche
-  if niche and (niches[niche] or 0) < self.s.now then niches[niche] = self.s.now end
+  niche_now(niches, self.s.niche, self.s.now)
 end
 
 -- The daemon needs the state after the commit only where a rule was in
@@ -1246,8 +1251,7 @@ local function take_hint(cfg, key, flat, p, niches)
     pfadd(hk, flat, p + H_N + 1, p + H_N + n)
     if flat[p + H_NEWB] then redis.call('EXPIRE', hk, cfg.ttl_str) end
   end
-  local niche, now = flat[p + H_NICHE], flat[p + H_NOW]
-  if niche and (niches[niche] or 0) < now then niches[niche] = now end
+  niche_now(niches, flat[p + H_NICHE], flat[p + H_NOW])
 end
 
 -- A hinted run as a run taken the usual way: its events from ARGV[6].
@@ -1276,9 +1280,7 @@ local function module_hints(cfg, runs, walk, hints, niches)
   end
   local refused, nn = {}, r[3]
   for _, p in ipairs(r[2]) do refused[p] = true end
-  for k = 1, #nn, 2 do
-    if (niches[nn[k]] or 0) < nn[k + 1] then niches[nn[k]] = nn[k + 1] end
-  end
+  for k = 1, #nn, 2 do niche_now(niches, nn[k], nn[k + 1]) end
   return r[1], refused
 end
 
@@ -1347,16 +1349,16 @@ local function commit_runs(keys, args)
   end
   local walk = runs_to_walk(dedup, ids, args[4])
   local tally, creators, order, niches, verify = {}, {}, {}, {}, {}
-  local taken, left = 0, nil
+  local taken, refused = 0, nil -- refused: nil when the module was not used
   if args[7] and not cfg.verify_hints then
-    taken, left = module_hints(cfg, runs, walk, args[7], niches)
+    taken, refused = module_hints(cfg, runs, walk, args[7], niches)
   end
   local flat -- unpacked only for the hinted runs taken here
   for i, run in ipairs(runs) do
     local p = type(run) == 'number' and run
-    if not (p and left and not walk[i] and not left[p]) then -- else the module took it
+    if not (p and refused and not walk[i] and not refused[p]) then -- else the module took it
       flat = flat or (p and cmsgpack.unpack(args[7]))
-      local key = p and not walk[i] and not left and state_key(cfg.prefix, flat[p])
+      local key = p and not walk[i] and not refused and state_key(cfg.prefix, flat[p])
       local fresh
       if not key then
         fresh = false

@@ -105,14 +105,20 @@ class RedisServer:
         stop_pid(self.proc)
 
 
-def redis_with_library(case, lua_path, prefix, module=REDIS_MODULE, extra=()):
-    """A fresh redis-server in a temp dir for a TestCase, the Function library
-    loaded. The server is stopped by its PID and the dir removed when the
+def redis_for(case, prefix, **kw):
+    """A fresh redis-server (RedisServer keyword arguments) in a temp dir for
+    a TestCase. The server is stopped by its PID and the dir removed when the
     test ends, also when setUp fails after this call. Returns the server."""
     workdir = tempfile.mkdtemp(prefix=prefix)
     case.addCleanup(shutil.rmtree, workdir, True)
-    server = RedisServer(workdir, module=module, extra=extra)
+    server = RedisServer(workdir, **kw)
     case.addCleanup(stop_pid, server.proc)
+    return server
+
+
+def redis_with_library(case, lua_path, prefix, module=REDIS_MODULE, extra=()):
+    """redis_for with the Function library loaded."""
+    server = redis_for(case, prefix, module=module, extra=extra)
     with open(lua_path, "rb") as f:
         server.client.execute_command("FUNCTION", "LOAD", "REPLACE", f.read())
     return server

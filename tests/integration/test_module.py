@@ -8,16 +8,14 @@ forgetting ids. Skipped when the module was not built (no redismodule.h)."""
 import math
 import os
 import random
-import shutil
 import struct
-import tempfile
 import unittest
 
 import redis
 
 import harness
 import test_function
-from harness import MODULE_SO, RedisServer, now_ms, redis_with_library, stop_pid
+from harness import MODULE_SO, RedisServer, now_ms, redis_for, redis_with_library, stop_pid
 from test_function import LUA
 
 HAVE_MODULE = os.path.exists(MODULE_SO)
@@ -50,11 +48,8 @@ def table_ids(raw):
 @unittest.skipUnless(HAVE_MODULE, SKIP)
 class Commands(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="nousu-mod-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.redis = RedisServer(self.dir, module=MODULE_SO)
-        self.addCleanup(stop_pid, self.redis.proc)
-        self.r = self.redis.client
+        self.redis = redis_for(self, "nousu-mod-", module=MODULE_SO)
+        self.dir, self.r = self.redis.dir, self.redis.client
 
     def add(self, key, slots, *ids):
         return self.r.execute_command("NOUSU.IDADD", key, slots, *ids)

@@ -7,17 +7,15 @@ before left to the Function) and a daemon with commit_hints=on.
 Skipped when the module was not built (no redismodule.h)."""
 import glob
 import os
-import shutil
-import tempfile
 import unittest
 
 import msgpack
 import redis
 
 import test_runs
-from harness import (MODULE_SO, Case, RedisServer, counts_in_redis, now_ms, pack,
-                     redis_with_library, stop_pid, ev)
-from test_runs import LIKE, Ev, Unit
+from harness import (MODULE_SO, Case, RedisServer, counts_in_redis, ev, now_ms, pack,
+                     redis_for, stop_pid)
+from test_runs import LIKE, Ev
 
 HAVE_MODULE = os.path.exists(MODULE_SO)
 SKIP = "nousu.so not built (no redismodule.h: bash .ci/redismodule-h)"
@@ -49,11 +47,8 @@ def cmd_calls(r, name):
 @unittest.skipUnless(HAVE_MODULE, SKIP)
 class Command(unittest.TestCase):
     def setUp(self):
-        self.dir = tempfile.mkdtemp(prefix="nousu-hints-")
-        self.addCleanup(shutil.rmtree, self.dir, True)
-        self.redis = RedisServer(self.dir, module=MODULE_SO)
-        self.addCleanup(stop_pid, self.redis.proc)
-        self.r = self.redis.client
+        self.redis = redis_for(self, "nousu-hints-", module=MODULE_SO)
+        self.dir, self.r = self.redis.dir, self.redis.client
 
     def test_a_fresh_hint_is_taken_and_a_stale_one_left_untouched(self):
         self.r.set("p:{a}", b"old-a", ex=100)
@@ -163,12 +158,7 @@ class FunctionHints(test_runs.Hints):
     """test_runs.Hints with the module loaded, whatever NOUSU_REDIS_MODULE
     says, and what only the module path has."""
 
-    def setUp(self):
-        self.redis = redis_with_library(self, test_runs.LUA, "nousu-modhints-", module=MODULE_SO,
-                                        extra=("--enable-module-command", "yes"))
-        self.r = self.redis.client
-        self.n = 0
-        self.t = test_runs.T0 + 10 * test_runs.MIN
+    redis_kw = {"module": MODULE_SO, "extra": ("--enable-module-command", "yes")}
 
     def test_the_module_takes_the_hint(self):
         self.base("a:", "b:")

@@ -837,8 +837,10 @@ class Hints(unittest.TestCase):
     otherwise, and in verify mode checked against the usual way. The hints
     here come from hint_for, a Python port of daemon/hint.c's hot path."""
 
+    redis_kw = {}  # redis_with_library's keyword arguments (test_module_hints)
+
     def setUp(self):
-        self.redis = redis_with_library(self, LUA, "nousu-hints-")
+        self.redis = redis_with_library(self, LUA, "nousu-hints-", **self.redis_kw)
         self.r = self.redis.client
         self.n = 0
         self.t = T0 + 10 * MIN
