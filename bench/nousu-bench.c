@@ -75,6 +75,7 @@ typedef struct opts {
     bool no_ids; /* (a) and background events without `id`: no dedup work */
     long frame_events; /* events per frame of (a) and the background */
     uint64_t seed;
+    const char *latency_log; /* (c): one line per riser, or NULL */
 } opts;
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
@@ -1159,7 +1160,10 @@ static void usage(FILE *out, const char *argv0) {
         "  --seed=N                workload seed (default: from the clock)\n"
         "  --no-ids                send (a) and the background without event ids (no dedup)\n"
         "  --frame-events=N        events per frame of (a) and the background (default 1000;\n"
-        "                          the baselines keep frames, hence pipelines, of 1000)\n",
+        "                          the baselines keep frames, hence pipelines, of 1000)\n"
+        "  --latency-log=FILE      write (c)'s latencies to FILE, one riser a line: the\n"
+        "                          wall clock of its send (s since the epoch) and its latency\n"
+        "                          in ms (-1: no alert), to line up with Redis's log\n",
         argv0);
 }
 
@@ -1191,7 +1195,7 @@ static void parse_opts(int argc, char **argv, opts *o) {
         {"pipelined-events", 1, 0, 'l'}, {"risers", 1, 0, 'r'}, {"load", 1, 0, 'L'},
         {"spread-s", 1, 0, 'S'}, {"verify", 1, 0, 'v'}, {"timeout-s", 1, 0, 't'},
         {"seed", 1, 0, 's'}, {"no-ids", 0, 0, 'I'}, {"frame-events", 1, 0, 'f'},
-        {"help", 0, 0, 'h'},
+        {"latency-log", 1, 0, 'T'}, {"help", 0, 0, 'h'},
         {0, 0, 0, 0},
     };
     snprintf(naive_default, sizeof naive_default, "ipc:///tmp/nousu-bench-%ld.sock", (long)getpid());
@@ -1225,6 +1229,7 @@ static void parse_opts(int argc, char **argv, opts *o) {
         case 's': o->seed = (uint64_t)arg_long("seed", optarg, 0, INT64_MAX); break;
         case 'I': o->no_ids = true; break;
         case 'f': o->frame_events = arg_long("frame-events", optarg, 1, 10000); break;
+        case 'T': o->latency_log = optarg; break;
         case 'h': usage(stdout, argv[0]); exit(0);
         default: usage(stderr, argv[0]); exit(2);
         }
@@ -1413,6 +1418,19 @@ static void prime_risers(bench *b, risers *rs, void *push) {
     frames_free(&fp);
 }
 
+/* --latency-log: each riser's send, as wall clock, and its latency. */
+static void write_latency_log(const char *path, const risers *rs) {
+    FILE *f = fopen(path, "w");
+    if (!f)
+        die("--latency-log=%s: %s", path, strerror(errno));
+    double wall_minus_mono = (double)wall_ms() / 1000 - mono_s();
+    for (long k = 0; k < rs->n; k++)
+        fprintf(f, "%.3f %.1f\n", rs->t_send[k] + wall_minus_mono,
+                rs->t_alert[k] > 0 ? (rs->t_alert[k] - rs->t_send[k]) * 1000 : -1.0);
+    if (fclose(f))
+        die("--latency-log=%s: %s", path, strerror(errno));
+}
+
 /* (c): background load at o.load x rate_a; one burst per riser, spread over
  * spread_s; latency from each send to its alert. */
 static void run_latency(bench *b, double rate_a) {
@@ -1504,6 +1522,8 @@ static void run_latency(bench *b, double rate_a) {
                rs.n - (long)nl, g1.rejected - g0.rejected, g1.redis_errors - g0.redis_errors);
     }
     free(lat);
+    if (o->latency_log)
+        write_latency_log(o->latency_log, &rs);
     zmq_close(push);
     frames_free(&fb);
     frames_free(&fg);

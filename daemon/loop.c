@@ -9,7 +9,8 @@
  * one being filled (b) meanwhile, up to iteration_max_events. A commit takes
  * everything read since the last was handed over, so commits grow with the
  * load: small and quick when it is light, large (and cheaper per event) when
- * it is heavy. A batch that could not be committed stays in q and is retried,
+ * it is heavy; commit_interval_ms, when set, spaces them further under load.
+ * A batch that could not be committed stays in q and is retried,
  * with every batch after it, in order; once b is full nothing more is read:
  * that is the bounded buffer that turns a Redis outage into backpressure on
  * producers (ZeroMQ high-water marks). */
@@ -84,6 +85,7 @@ struct loop {
     int64_t next_connect_ms;
     int64_t commit_backoff_ms; /* retrying q */
     int64_t next_commit_ms;
+    int64_t last_enqueue_ms; /* b's predecessor went to q (commit_interval_ms) */
     bool stopping;
     msgpack_sbuffer sbuf;
     log_limit bad_input_log;
@@ -385,10 +387,26 @@ static void start_commit(loop *l, inhand *h) {
     h->at_committer = true;
 }
 
-/* b goes to q when there is room: it is committed behind what is there. */
-static void enqueue(loop *l) {
+/* When b may go to q: at once if nothing is in hand (as Nagle's rule: a
+ * producer waiting for its ack is not kept waiting) or b is full; else
+ * commit_interval_ms after the batch before it. Under load the interval
+ * sets the commits' size, and a creator's fixed cost in Redis (its state
+ * written and logged) is shared by more of its events. */
+static int64_t enqueue_due_ms(const loop *l) {
+    if (!l->q_n || l->b.n_items >= (size_t)l->cfg.iteration_max_events)
+        return 0;
+    return l->last_enqueue_ms + l->cfg.commit_interval_ms;
+}
+
+/* b goes to q when there is room and it is due (force: whenever there is
+ * room): it is committed behind what is there. */
+static void enqueue(loop *l, bool force) {
     if (!l->b.n_units || l->q_n == COMMITTER_DEPTH)
         return;
+    int64_t now = mono_ms();
+    if (!force && now < enqueue_due_ms(l))
+        return;
+    l->last_enqueue_ms = now;
     inhand *h = q_at(l, l->q_n++);
     batch t = h->b;
     h->b = l->b, l->b = t;
@@ -401,7 +419,7 @@ static void enqueue(loop *l) {
  * to it ahead of a batch still there. A retry waits for its backoff (force:
  * not). */
 static void dispatch(loop *l, bool force) {
-    enqueue(l);
+    enqueue(l, force);
     for (size_t i = 0; i < l->q_n; i++) {
         inhand *h = q_at(l, i);
         if (h->at_committer)
@@ -671,12 +689,20 @@ static void cron(loop *l) {
 
 /* ---- the loop --------------------------------------------------------------- */
 
+static long wait_until(int64_t due_ms) {
+    int64_t wait = due_ms - mono_ms();
+    return wait < 0 ? 0 : wait < CRON_MS ? wait : CRON_MS;
+}
+
 static long poll_timeout(loop *l) {
-    if (l->q_n > committer_jobs(l->com)) { /* a retry is due */
-        int64_t wait = l->next_commit_ms - mono_ms();
-        return wait < 0 ? 0 : wait < CRON_MS ? wait : CRON_MS;
+    long t = CRON_MS;
+    if (l->q_n > committer_jobs(l->com)) /* a retry is due */
+        t = wait_until(l->next_commit_ms);
+    if (l->b.n_units && l->q_n < COMMITTER_DEPTH) { /* b goes to q */
+        long tb = wait_until(enqueue_due_ms(l));
+        t = tb < t ? tb : t;
     }
-    return CRON_MS;
+    return t;
 }
 
 static int poll_once(loop *l) {

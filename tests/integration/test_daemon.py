@@ -3,10 +3,12 @@ sockets: ingest on both endpoints, acks, dedup, dead letters, windows,
 control queries, configuration errors and shutdown."""
 import os
 import subprocess
+import threading
 import time
 import unittest
 
 import msgpack
+import redis
 
 from harness import (NOUSUD, REDIS_MODULE, Case, RedisServer, counts_in_redis, ev, now_ms, pack,
                      wait_for)
@@ -263,6 +265,71 @@ class Overlap(Case):
         self.assertEqual((st["events_accepted"], st["events_rejected"], st["commits"]), (1, 1, 2))
         self.assertEqual(counts_in_redis(self.r, "ord:x")[1:4], [1, 0, 0])
         self.assertGreaterEqual(st["redis_errors"], 1)
+
+
+class CommitInterval(Case):
+    """commit_interval_ms: while a commit is under way, the next batch goes
+    to Redis that long after it, taking what arrived meanwhile; a full batch
+    goes at once, and so does one arriving when nothing is in hand."""
+
+    daemon_args = ("--commit_interval_ms=4000", "--iteration_max_events=5",
+                   "--redis_timeout_ms=30000")
+
+    def unpause(self):
+        try:
+            self.r.execute_command("CLIENT", "UNPAUSE")
+        except redis.exceptions.ConnectionError:
+            pass  # Redis already stopped (cleanups run after tearDown)
+
+    def held_behind_a_commit(self, creator, n):
+        """One event sent to a Redis holding writes back, then n more, apart:
+        each would be a commit of its own without the interval. Returns the
+        PUSH socket and the stats with the n read and held."""
+        t = now_ms() - 1000
+        p = self.d.push()
+        self.r.execute_command("CLIENT", "PAUSE", 30000, "WRITE")
+        self.addCleanup(self.unpause)
+        p.send(pack([ev(creator, "like", t, actor="a0")]))
+        wait_for(lambda: self.d.stats()["frames"] == 1, what="the first commit sent")
+        for i in range(n):
+            time.sleep(0.3)
+            p.send(pack([ev(creator, "like", t, actor="b%d" % i)]))
+        return p, wait_for(lambda: (lambda s: s["pending_events"] == n + 1 and s)(
+            self.d.stats()), what="%d events read" % n)
+
+    def test_events_within_the_interval_share_one_commit(self):
+        _, st = self.held_behind_a_commit("iv:a", 3)
+        time.sleep(0.3)  # the committer would have taken the next batch by now
+        self.assertEqual(self.d.stats()["frames"], 1)
+        self.r.execute_command("CLIENT", "UNPAUSE")
+        st = self.d.wait_accepted(4)
+        self.assertEqual((st["commits"], st["frames"]), (2, 4))
+        self.assertEqual(counts_in_redis(self.r, "iv:a")[1], 4)
+
+    def test_a_full_batch_does_not_wait(self):
+        p, _ = self.held_behind_a_commit("iv:b", 2)
+        p.send(pack([ev("iv:b", "share", now_ms() - 1000) for _ in range(3)]))  # 5: full
+        wait_for(lambda: self.d.stats()["frames"] == 4, timeout=3.0,  # well within the 4 s
+                 what="the full batch sent behind the first")
+        self.r.execute_command("CLIENT", "UNPAUSE")
+        st = self.d.wait_accepted(6)
+        self.assertEqual(st["commits"], 2)
+        self.assertEqual(counts_in_redis(self.r, "iv:b")[1:4], [3, 0, 3])
+
+    def test_a_batch_arriving_when_nothing_is_in_hand_does_not_wait(self):
+        t = now_ms() - 1000
+        p = self.d.push()
+        for i in range(3):  # each right after the one before was committed
+            p.send(pack([ev("iv:c", "like", t, actor="a%d" % i)]))
+            st = self.d.wait_accepted(i + 1, timeout=3.0)
+        self.assertEqual(st["commits"], 3)
+
+    def test_a_held_batch_is_committed_at_shutdown(self):
+        self.held_behind_a_commit("iv:d", 2)
+        threading.Timer(1.0, self.r.execute_command, ("CLIENT", "UNPAUSE")).start()
+        self.assertEqual(self.d.stop(), 0)  # SIGTERM with both in hand
+        self.assertEqual(counts_in_redis(self.r, "iv:d")[1], 3)
+        self.assertIn("everything taken in is committed (3 events accepted)", self.d.read_log())
 
 
 class DedupSizing(Case):
