@@ -147,7 +147,7 @@ static const setting settings[] = {
             "ZMQ_SNDHWM of the alerts PUB socket, messages"),
     CFG_INT(iteration_max_events, G_INPUT, 20000, 1, 10000000, RELOAD,
             "most events in one batch (one Redis commit); one batch fills while another commits"),
-    CFG_INT(commit_interval_ms, G_INPUT, 5, 0, 10000, RELOAD,
+    CFG_INT(commit_interval_ms, G_INPUT, 0, 0, 10000, RELOAD,
             "least time between the starts of two commits, unless the batch is full "
             "(iteration_max_events): under load, fewer larger commits, cheaper in Redis; "
             "0: a commit as soon as there is room"),

@@ -42,7 +42,7 @@ typedef struct config {
     int64_t rcvhwm;              /* ZMQ_RCVHWM of ingest sockets */
     int64_t sndhwm;              /* ZMQ_SNDHWM of the alerts PUB */
     int64_t iteration_max_events;/* events taken per loop iteration (one commit) */
-    int64_t commit_interval_ms;  /* 5: least time between two commits' starts */
+    int64_t commit_interval_ms;  /* 0: least time between two commits' starts */
     int64_t lateness_s;          /* too_old: 86,400 */
     int64_t future_s;            /* future: 300 */
     int64_t deadletter_maxlen;   /* ~100,000 */
