@@ -148,8 +148,8 @@ static const setting settings[] = {
     CFG_INT(iteration_max_events, G_INPUT, 20000, 1, 10000000, RELOAD,
             "most events in one batch (one Redis commit); one batch fills while another commits"),
     CFG_INT(commit_interval_ms, G_INPUT, 0, 0, 10000, RELOAD,
-            "least time between the starts of two commits, unless the batch is full "
-            "(iteration_max_events): under load, fewer larger commits, cheaper in Redis; "
+            "least time between the starts of two commits while one is under way, unless "
+            "the batch is full: fewer larger commits under load, cheaper in Redis; "
             "0: a commit as soon as there is room"),
     CFG_INT(lateness_s, G_INPUT, 86400, 0, 31536000, RELOAD,
             "events older than this behind their creator's newest event are too_old, seconds"),
