@@ -387,6 +387,9 @@ static void start_commit(loop *l, inhand *h) {
     h->at_committer = true;
 }
 
+/* b has events and q has room for it. */
+static bool b_fits_q(const loop *l) { return l->b.n_units && l->q_n < COMMITTER_DEPTH; }
+
 /* When b may go to q: at once if nothing is in hand (as Nagle's rule: a
  * producer waiting for its ack is not kept waiting) or b is full; else
  * commit_interval_ms after the batch before it. Under load the interval
@@ -401,7 +404,7 @@ static int64_t enqueue_due_ms(const loop *l) {
 /* b goes to q when there is room and it is due (force: whenever there is
  * room): it is committed behind what is there. */
 static void enqueue(loop *l, bool force) {
-    if (!l->b.n_units || l->q_n == COMMITTER_DEPTH)
+    if (!b_fits_q(l))
         return;
     int64_t now = mono_ms();
     if (!force && now < enqueue_due_ms(l))
@@ -698,7 +701,7 @@ static long poll_timeout(loop *l) {
     long t = CRON_MS;
     if (l->q_n > committer_jobs(l->com)) /* a retry is due */
         t = wait_until(l->next_commit_ms);
-    if (l->b.n_units && l->q_n < COMMITTER_DEPTH) { /* b goes to q */
+    if (b_fits_q(l)) { /* b goes to q when due */
         long tb = wait_until(enqueue_due_ms(l));
         t = tb < t ? tb : t;
     }
