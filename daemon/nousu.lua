@@ -565,7 +565,8 @@ end
 -- set of the current generation once (SADD).
 -- With the nousu Redis module loaded (daemon/redis-module), a generation is
 -- instead `parts` tables P:ids:<slice>:<gen>:t<p> (strings of 8-byte slots,
--- daemon/idtable.h), {slots, ids, 1, parts, made} in P:ids:<slice>: an id in
+-- daemon/idtable.h), {slots, ids, 1, parts, made[, since]} in P:ids:<slice>
+-- (since: the wall clock of its first ids, for the pace): an id in
 -- part floor(place * parts / 65536), as for the sets. A commit asks and adds
 -- to each part its ids fall into in one call per 1000 ids, where the sets
 -- take one call per set (and the sets a commit touches grow with the slice).
@@ -595,6 +596,12 @@ local TABLE_FILL = 0.98
 local TABLE_NOW_PARTS = 4 -- the most parts a commit makes at once (~25 ms)
 local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 2
 local AHEAD_DONE = 0.8 -- parts made ahead are spread over this much of their window
+-- An extra generation is planned once the last is AHEAD_FROM full, at most
+-- AHEAD_GROWTH times its size: its parts are made while the last fills, so
+-- the parts a second grow with the ratio of the two. Uncapped, a slice sized
+-- at a lull got 32 parts (256 MB) made in 2.4 s: Redis ran its commits 7
+-- times slower, alerts took 300 ms.
+local AHEAD_FROM, AHEAD_GROWTH = 0.25, 4
 
 local Dedup = {}
 Dedup.__index = Dedup
@@ -840,6 +847,7 @@ function Dedup:remember(ids, places)
   gen[2] = gen[2] + #ids
   local gkey = self:slice_key(self.cur) .. ':' .. g
   if is_table(gen) then
+    gen[6] = gen[6] or self.cfg.wall
     self:remember_in_tables(gkey .. ':t', gen, ids, places)
     return
   end
@@ -879,11 +887,12 @@ function Dedup:remember_in_tables(base, gen, ids, places)
 end
 
 -- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (~6 ms each at
--- 8 MB), sized from this slice's pace (its ids over the time it has run),
--- plus a quarter: once this slice's last generation is half full and the
--- pace says its tables will not hold the rest of the slice, one more for
--- the difference; over the last PREPARE_MS, the next slice's first. (Past
--- 5 s into the slice: a pace from its first commits means little.)
+-- 8 MB), sized from this slice's pace plus a quarter: once this slice's
+-- last generation is AHEAD_FROM full and the pace says its tables will not
+-- hold the rest of the slice, one more for the difference (at most
+-- AHEAD_GROWTH times the last); over the last PREPARE_MS, the next slice's
+-- first. (A pace over less than a second of ids means little: without one,
+-- nothing is planned in the first 5 s of a slice.)
 function Dedup:prepare()
   local cfg, gens = self.cfg, self:slice_gens(self.cur)
   local elapsed = cfg.wall - self.cur * DEDUP_SLICE_MS
@@ -893,14 +902,17 @@ function Dedup:prepare()
     n = n + g[2]
     if is_table(g) then free = free + self:room(g) - g[2] end
   end
-  local pace, last = n / math.max(elapsed, 1000) * 1.25, gens[#gens]
-  if elapsed >= 5000 and last and is_table(last) and last[5] >= last[4]
-      and last[2] >= self:room(last) / 2 and pace * left > free then
-    gens[#gens + 1] = self:table_gen(math.max(pace * left - free, self:room(last) / 4), true)
+  local pace, measured = self:pace(gens, n, elapsed)
+  local last = gens[#gens]
+  if (measured or elapsed >= 5000) and last and is_table(last) and last[5] >= last[4]
+      and last[2] >= self:room(last) * AHEAD_FROM and pace * left > free then
+    local want = math.min(pace * left - free, AHEAD_GROWTH * self:room(last))
+    gens[#gens + 1] = self:table_gen(math.max(want, self:room(last) / 4), true)
   end
-  -- an extra generation's window: its predecessor filling from 1/2 to full
+  -- an extra generation's window: its predecessor filling from AHEAD_FROM to full
   local prev = gens[#gens - 1]
-  local progress = prev and is_table(prev) and (prev[2] / self:room(prev) - 0.5) * 2 or 1
+  local progress = prev and is_table(prev)
+      and (prev[2] / self:room(prev) - AHEAD_FROM) / (1 - AHEAD_FROM) or 1
   local budget = self:make_ahead(self.cur, #gens, PREPARE_PER_COMMIT, self.ttl_ms, progress)
   local nxt = self.cur + 1
   if budget == 0 or left > PREPARE_MS then return end
@@ -909,6 +921,27 @@ function Dedup:prepare()
   local ttl = S(tonumber(self.ttl_ms) + DEDUP_SLICE_MS)
   progress = (PREPARE_MS - left) / PREPARE_MS
   if self:make_ahead(nxt, 1, budget, ttl, progress) < budget then self:save_gens(nxt, ttl) end
+end
+
+-- The ids a second into this slice (of n in elapsed ms), plus a quarter,
+-- and whether it was measured: over its latest generations of tables, back
+-- to the first whose ids began a second ago or more (since, gen[6]); else
+-- over the whole slice (not measured). The
+-- slice's average understates a pace that rose (a slice begun in a lull):
+-- each generation planned from it came short, and the next smaller, until
+-- a slice held 27.
+function Dedup:pace(gens, n, elapsed)
+  local ids = 0
+  for g = #gens, 1, -1 do
+    local gen = gens[g]
+    if gen[6] then
+      ids = ids + gen[2]
+      if self.cfg.wall - gen[6] >= 1000 then return ids / (self.cfg.wall - gen[6]) * 1.25, true end
+    elseif gen[2] > 0 then
+      break -- sets, or tables of a Function before since
+    end -- else made ahead, not taking ids yet
+  end
+  return n / math.max(elapsed, 1000) * 1.25, false
 end
 
 -- Make up to budget parts of generation g of slice that are still to be

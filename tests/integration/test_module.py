@@ -31,14 +31,16 @@ def fill_class(n):
     return (math.ceil(b / (m // 4)) * (m // 4) - 32) // 8
 
 
-def gen(want, part_max=(8388608 - 32) // 8, n=0, made=None):
+def gen(want, part_max=(8388608 - 32) // 8, n=0, made=None, since=None):
     """nousu.lua's Dedup:table_gen: 3/4 full less 2%, at least 65536 slots,
-    in parts (a power of 2) of at most part_max slots before fill_class."""
+    in parts (a power of 2) of at most part_max slots before fill_class;
+    since: the wall clock of its first ids."""
     need = max(want / (0.75 * 0.98), 65536)
     parts = 1
     while need / parts > part_max and parts < 65536:
         parts *= 2
-    return [fill_class(math.ceil(need / parts)), n, 1, parts, parts if made is None else made]
+    g = [fill_class(math.ceil(need / parts)), n, 1, parts, parts if made is None else made]
+    return g if since is None else g + [since]
 
 
 def table_ids(raw):
@@ -141,7 +143,7 @@ class Dedup(test_function.Function):
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes[:300], w0), [300, 0])
         # one generation: a table of the smallest size, 300 ids in it
-        self.assertEqual(self.slice_gens(w0), [gen(300, n=300)])
+        self.assertEqual(self.slice_gens(w0), [gen(300, n=300, since=w0)])
         raw = self.table(w0, 1)
         self.assertEqual(len(raw), 16 + gen(300)[0] * 8)
         self.assertEqual(len(raw) + 16, 655360)  # a jemalloc size class, filled
@@ -153,7 +155,7 @@ class Dedup(test_function.Function):
         w1 = w0 + 60000
         self.assertEqual(self.dedup_commit(hashes[100:400], w1), [100, 200])
         # sized from the slice before: 300 ids x 1.25, still the smallest
-        self.assertEqual(self.slice_gens(w1), [gen(375, n=100)])
+        self.assertEqual(self.slice_gens(w1), [gen(375, n=100, since=w1)])
         self.assertEqual(table_ids(self.table(w1, 1)), set(hashes[300:400]))
 
     def test_a_full_table_is_followed_by_one_twice_its_size(self):
@@ -165,7 +167,8 @@ class Dedup(test_function.Function):
             self.dedup_commit(first[k:k + 10000], w0)
         more = [rng.getrandbits(64) for _ in range(20)]
         self.assertEqual(self.dedup_commit(more, w0 + 500), [20, 0])
-        self.assertEqual(self.slice_gens(w0), [gen(0, n=room - 10), gen(2 * room, n=20)])
+        self.assertEqual(self.slice_gens(w0), [gen(0, n=room - 10, since=w0),
+                                               gen(2 * room, n=20, since=w0 + 500)])
         self.assertEqual(table_ids(self.table(w0, 2)), set(more))
         # the ids of both generations are found
         both = first[:50] + more
@@ -179,7 +182,7 @@ class Dedup(test_function.Function):
         hashes = [rng.getrandbits(64) for _ in range(1000)]
         w0 = (self.now() // 60000) * 60000 + 1000
         self.assertEqual(self.dedup_commit(hashes, w0), [1000, 0])
-        g = gen(1000, 16384, n=1000)
+        g = gen(1000, 16384, n=1000, since=w0)
         self.assertEqual(g[3], 4)
         self.assertEqual(self.slice_gens(w0), [g])
         for p in range(4):
@@ -213,14 +216,14 @@ class Dedup(test_function.Function):
         self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1] * 4)
         # the next slice takes the generation made for it, and finds the old ids
         self.assertEqual(self.dedup_commit(hashes[1250:1600], nxt + 1000), [300, 50])
-        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, n=300)])
+        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, n=300, since=nxt + 1000)])
 
     def test_the_next_generation_made_ahead(self):
-        """Once a generation is half full and this slice's pace says its
+        """Once a generation is a quarter full and this slice's pace says its
         tables will not hold the rest of the slice, one more is made ahead,
         sized for the difference, at most 2 parts a commit and no faster
-        than the first fills from half to 4/5 of it (AHEAD_DONE); it takes
-        ids only once the first is full."""
+        than the first fills from 1/4 to 4/5 of the rest (AHEAD_FROM,
+        AHEAD_DONE); it takes ids only once the first is full."""
         self.part_slots = 16384
         rng = random.Random(11)
         s0 = (self.now() // 60000) * 60000
@@ -228,17 +231,21 @@ class Dedup(test_function.Function):
         room = self.room(g1)
         first = [rng.getrandbits(64) for _ in range(room)]
         self.assertEqual(self.dedup_commit(first[:37000], s0 + 30000), [37000, 0])
-        # 37000 ids in 30 s, x 1.25: 46250 more to come, room - 37000 free:
-        # a generation for the difference, 2 of its parts made with this commit
+        # 37000 ids in 30 s (the first generation's are too new for a pace), x 1.25:
+        # 46250 more to come, room - 37000 free: a generation for the difference
         g2 = gen(max(46250 - (room - 37000), room / 4), 16384)
-        self.assertEqual(self.slice_gens(s0), [g1[:1] + [37000] + g1[2:], g2[:4] + [2]])
+        self.assertEqual(g2[3], 4)
+        # 3 of its 4 parts due, 2 made: the most a commit makes
+        self.assertEqual(self.due(37000 / room, 4), 3)
+        self.assertEqual(self.slice_gens(s0), [g1[:1] + [37000] + g1[2:] + [s0 + 30000],
+                                               g2[:4] + [2]])
         self.assertEqual([self.r.exists(self.table_key(s0, p, 2)) for p in range(4)],
                          [1, 1, 0, 0])
-        # paced: with the first 38000/room full, 2 of 4 parts are due
-        self.assertLess(38000 / room, 0.5 + 0.5 * 0.8 * 2 / 4)
+        # paced: with the first 38000/room full, 3 of 4 parts are due
+        self.assertEqual(self.due(38000 / room, 4), 3)
         self.dedup_commit(first[37000:38000], s0 + 30100)
-        self.assertEqual(self.slice_gens(s0)[1], g2[:4] + [2])
-        self.assertFalse(self.r.exists(self.table_key(s0, 2, 2)))
+        self.assertEqual(self.slice_gens(s0)[1], g2[:4] + [3])
+        self.assertFalse(self.r.exists(self.table_key(s0, 3, 2)))
         for k in range(38000, room, 2000):
             self.dedup_commit(first[k:k + 2000], s0 + 30200)
         self.assertEqual(self.slice_gens(s0)[1], g2)  # all made before it is needed
@@ -248,8 +255,80 @@ class Dedup(test_function.Function):
         # full: the next ids go to the one made ahead, found there after
         more = [rng.getrandbits(64) for _ in range(50)]
         self.assertEqual(self.dedup_commit(more, s0 + 30300), [50, 0])
-        self.assertEqual(self.slice_gens(s0)[1], g2[:1] + [50] + g2[2:])
+        self.assertEqual(self.slice_gens(s0)[1], g2[:1] + [50] + g2[2:] + [s0 + 30300])
         self.assertEqual(self.dedup_commit(more[:5] + first[:5], s0 + 30400), [0, 10])
+
+    @staticmethod
+    def due(fill, parts):
+        """Parts of an extra generation due with its predecessor fill full."""
+        return math.ceil(parts * (fill - 0.25) / 0.75 / 0.8)
+
+    def lull_then_surge(self, surge_ms):
+        """A slice whose first generation filled slowly (60,199 ids over 19 s)
+        and whose second (made at once when the first was full: 4 parts at
+        most, TABLE_NOW_PARTS) takes 39,000 ids in surge_ms: the extra
+        generation then planned, the second's room, the first's and s0."""
+        self.part_slots = 16384
+        rng = random.Random(12)
+        s0 = (self.now() // 60000) * 60000
+        g1 = gen(1000, 16384)
+        room1 = self.room(g1)
+        ids = [rng.getrandbits(64) for _ in range(room1 + 40000)]
+        for k in range(0, room1, 10000):
+            self.dedup_commit(ids[k:min(k + 10000, room1)], s0 + 1000)
+        self.assertEqual(self.dedup_commit(ids[room1:room1 + 1000], s0 + 20000), [1000, 0])
+        g2 = gen(4 * math.floor(16384 * 3 / 4 * 0.98), 16384, n=1000, since=s0 + 20000)
+        self.assertEqual(self.slice_gens(s0), [g1[:1] + [room1] + g1[2:] + [s0 + 1000], g2])
+        room2 = self.room(g2)
+        # under a quarter full, then over it: planned at 40,000 ids
+        self.dedup_commit(ids[room1 + 1000:room1 + 14000], s0 + 20000 + surge_ms)
+        self.assertLess(14000, room2 / 4)
+        self.assertEqual(len(self.slice_gens(s0)), 2)
+        self.dedup_commit(ids[room1 + 14000:room1 + 40000], s0 + 20000 + surge_ms)
+        gens = self.slice_gens(s0)
+        self.assertEqual(gens[1][1], 40000)
+        self.assertEqual(len(gens), 3)
+        return gens[2], room2, room1, s0
+
+    def test_the_pace_of_a_slice_is_its_latest_generations(self):
+        """The extra generation is sized from the pace of the generation
+        taking ids (40,000 in 8 s), not the slice's average (100,199 in 28
+        s), which came short once the pace rose."""
+        g3, room2, room1, _ = self.lull_then_surge(8000)
+        left, free = 32000, room2 - 40000
+        self.assertLess(40000 / 8000 * 1.25 * left - free, 4 * room2)
+        self.assertEqual(g3[:4], gen(40000 / 8000 * 1.25 * left - free, 16384)[:4])
+        average = (room1 + 40000) / 28000 * 1.25 * left - free
+        self.assertNotEqual(g3[:4], gen(average, 16384)[:4])
+
+    def test_planned_early_in_a_slice_from_a_measured_pace(self):
+        """Within the first 5 s of a slice, an extra generation is planned
+        once the pace is measured over a second of ids, not left until 5 s
+        in (when a surge had filled the last: the parts then due came at
+        once, 2 a commit, 64 MB of Redis page faults in 0.2 s)."""
+        self.part_slots = 16384
+        rng = random.Random(13)
+        s0 = (self.now() // 60000) * 60000
+        ids = [rng.getrandbits(64) for _ in range(21000)]
+        self.assertEqual(self.dedup_commit(ids[:1000], s0 + 100), [1000, 0])
+        g1 = gen(1000, 16384, n=1000, since=s0 + 100)
+        room = self.room(g1)
+        self.dedup_commit(ids[1000:20000], s0 + 1000)  # a quarter full, 0.9 s of ids
+        self.assertGreater(20000, room / 4)
+        self.assertEqual(len(self.slice_gens(s0)), 1)
+        self.dedup_commit(ids[20000:], s0 + 1100)  # a second of ids: 21,000 of them
+        gens = self.slice_gens(s0)
+        self.assertEqual(len(gens), 2)
+        want = min(21000 / 1000 * 1.25 * (60000 - 1100) - (room - 21000), 4 * room)
+        self.assertEqual(gens[1][:4], gen(want, 16384)[:4])
+
+    def test_an_extra_generation_is_at_most_4_times_the_last(self):
+        """At 40,000 ids in 2 s the rest of the slice wants 929,801 more ids:
+        the extra generation is 4 times the last instead; the one after it
+        will be planned once it is a quarter full, with time to make it."""
+        g3, room2, _, s0 = self.lull_then_surge(2000)
+        self.assertGreater(40000 / 2000 * 1.25 * 38000 - (room2 - 40000), 4 * room2)
+        self.assertEqual(g3[:4], gen(4 * room2, 16384)[:4])
 
     def table_key(self, wall, part, gen=1):
         return "nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part)
@@ -265,7 +344,7 @@ class Dedup(test_function.Function):
         self.assertEqual(self.slice_gens(w0), [[4, 30]])  # 10 ids a set, dedup_commit's cfg
         self.r.execute_command("MODULE", "LOAD", MODULE_SO)
         self.assertEqual(self.dedup_commit(hashes, w0 + 100), [30, 30])
-        self.assertEqual(self.slice_gens(w0), [[4, 30], gen(30, n=30)])
+        self.assertEqual(self.slice_gens(w0), [[4, 30], gen(30, n=30, since=w0 + 100)])
 
     def test_live_tables_without_the_module_fail_the_commit(self):
         w0 = (self.now() // 60000) * 60000 + 1000
