@@ -652,6 +652,7 @@ static void hold_ids(store *s, const plan *pl, const commit_params *p) {
     for (size_t i = 0; i < pl->n_events; i++)
         if (pl->events[i].ev->id.len)
             idfilter_add(s->idf, pl->events[i].idh, p->wall_ms);
+    idfilter_prepare(s->idf, p->wall_ms);
 }
 
 /* The commit this one follows in the chain: the last one sent, or for a
