@@ -594,7 +594,8 @@ local GEN_GROWTH = 8
 local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, (8388608 - 32) / 8
 local TABLE_FILL = 0.98
 local TABLE_NOW_PARTS = 4 -- the most parts a commit makes at once (~25 ms)
-local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 2
+-- parts made ahead: 2 a commit put 40-60 ms into a commit at half load
+local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 1
 local AHEAD_DONE = 0.8 -- parts made ahead are spread over this much of their window
 -- An extra generation is planned once the last is AHEAD_FROM full, at most
 -- AHEAD_GROWTH times its size: its parts are made while the last fills, so
@@ -886,8 +887,8 @@ function Dedup:remember_in_tables(base, gen, ids, places)
   self:save_gens(self.cur, self.ttl_ms) -- with what prepare made ahead in it
 end
 
--- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (~6 ms each at
--- 8 MB), sized from this slice's pace plus a quarter: once this slice's
+-- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (6 ms each for
+-- 8 MB on a quiet Redis, 15-30 at half load on a VM: page faults), sized from this slice's pace plus a quarter: once this slice's
 -- last generation is AHEAD_FROM full and the pace says its tables will not
 -- hold the rest of the slice, one more for the difference (at most
 -- AHEAD_GROWTH times the last); over the last PREPARE_MS, the next slice's
@@ -926,10 +927,9 @@ end
 -- The ids a second into this slice (of n in elapsed ms), plus a quarter,
 -- and whether it was measured: over its latest generations of tables, back
 -- to the first whose ids began a second ago or more (since, gen[6]); else
--- over the whole slice (not measured). The
--- slice's average understates a pace that rose (a slice begun in a lull):
--- each generation planned from it came short, and the next smaller, until
--- a slice held 27.
+-- over the whole slice (not measured). The slice's average understates a
+-- pace that rose (a slice begun in a lull): each generation planned from it
+-- came short, and the next smaller, until a slice held 27.
 function Dedup:pace(gens, n, elapsed)
   local ids = 0
   for g = #gens, 1, -1 do

@@ -195,7 +195,7 @@ class Dedup(test_function.Function):
     def test_next_slice_made_ahead(self):
         """Over the last 15 s of a slice, commits make the parts of the
         next slice's first generation, sized from this slice's pace: at most
-        2 a commit, and spread over the first 4/5 of those 15 s (5 s in, 2
+        1 a commit, and spread over the first 4/5 of those 15 s (5 s in, 2
         of 4 are due; 10 s in, all); the next slice then fills them."""
         self.part_slots = 16384
         rng = random.Random(10)
@@ -204,24 +204,30 @@ class Dedup(test_function.Function):
         self.assertEqual(self.dedup_commit(hashes[:1000], s0 + 40000), [1000, 0])
         self.assertIsNone(self.r.get("nousu:ids:%d" % (s0 // 60000 + 1)))  # 20 s left
         self.assertEqual(self.dedup_commit(hashes[1000:1200], s0 + 50000), [200, 0])
-        # 1200 ids in 50 s, plus a quarter: 1800 in the next 60 s, in 4 parts
+        # 1200 ids in the 10 s since the first, plus a quarter: 9000 in the
+        # next 60 s, the smallest generation, 4 parts; 2 due, 1 made a commit
         nxt = s0 + 60000
-        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, made=2)])
+        self.assertEqual(gen(9000, 16384), gen(0, 16384))
+        self.assertEqual(self.slice_gens(nxt), [gen(9000, 16384, made=1)])
+        self.dedup_commit(hashes[1200:1210], s0 + 50000)
+        self.dedup_commit(hashes[1210:1220], s0 + 50000)
+        self.assertEqual(self.slice_gens(nxt), [gen(9000, 16384, made=2)])
         self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1, 1, 0, 0])
         self.assertEqual(table_ids(self.table(nxt, 1, 0)), set())
         ttl = (nxt // 60000 + 1) * 60000 + 120000 + 5000 - (s0 + 50000)
         self.assertTrue(ttl - 5000 < self.r.pttl(self.table_key(nxt, 0)) <= ttl)
-        self.dedup_commit(hashes[1200:1300], s0 + 55000)
-        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384)])
+        for k in range(1220, 1300, 40):
+            self.dedup_commit(hashes[k:k + 40], s0 + 55000)
+        self.assertEqual(self.slice_gens(nxt), [gen(9000, 16384)])
         self.assertEqual([self.r.exists(self.table_key(nxt, p)) for p in range(4)], [1] * 4)
         # the next slice takes the generation made for it, and finds the old ids
         self.assertEqual(self.dedup_commit(hashes[1250:1600], nxt + 1000), [300, 50])
-        self.assertEqual(self.slice_gens(nxt), [gen(1800, 16384, n=300, since=nxt + 1000)])
+        self.assertEqual(self.slice_gens(nxt), [gen(9000, 16384, n=300, since=nxt + 1000)])
 
     def test_the_next_generation_made_ahead(self):
         """Once a generation is a quarter full and this slice's pace says its
         tables will not hold the rest of the slice, one more is made ahead,
-        sized for the difference, at most 2 parts a commit and no faster
+        sized for the difference, at most 1 part a commit and no faster
         than the first fills from 1/4 to 4/5 of the rest (AHEAD_FROM,
         AHEAD_DONE); it takes ids only once the first is full."""
         self.part_slots = 16384
@@ -235,18 +241,21 @@ class Dedup(test_function.Function):
         # 46250 more to come, room - 37000 free: a generation for the difference
         g2 = gen(max(46250 - (room - 37000), room / 4), 16384)
         self.assertEqual(g2[3], 4)
-        # 3 of its 4 parts due, 2 made: the most a commit makes
+        # 3 of its 4 parts due, 1 made: the most a commit makes
         self.assertEqual(self.due(37000 / room, 4), 3)
         self.assertEqual(self.slice_gens(s0), [g1[:1] + [37000] + g1[2:] + [s0 + 30000],
-                                               g2[:4] + [2]])
+                                               g2[:4] + [1]])
         self.assertEqual([self.r.exists(self.table_key(s0, p, 2)) for p in range(4)],
-                         [1, 1, 0, 0])
-        # paced: with the first 38000/room full, 3 of 4 parts are due
-        self.assertEqual(self.due(38000 / room, 4), 3)
-        self.dedup_commit(first[37000:38000], s0 + 30100)
+                         [1, 0, 0, 0])
+        self.dedup_commit(first[37000:37500], s0 + 30100)
+        self.assertEqual(self.slice_gens(s0)[1], g2[:4] + [2])
+        # paced: with the first 38010/room full, 3 of 4 parts are due
+        self.assertEqual(self.due(38010 / room, 4), 3)
+        self.dedup_commit(first[37500:38000], s0 + 30100)
+        self.dedup_commit(first[38000:38010], s0 + 30100)
         self.assertEqual(self.slice_gens(s0)[1], g2[:4] + [3])
         self.assertFalse(self.r.exists(self.table_key(s0, 3, 2)))
-        for k in range(38000, room, 2000):
+        for k in range(38010, room, 2000):
             self.dedup_commit(first[k:k + 2000], s0 + 30200)
         self.assertEqual(self.slice_gens(s0)[1], g2)  # all made before it is needed
         gens = self.slice_gens(s0)
