@@ -570,8 +570,9 @@ end
 -- part floor(place * parts / 65536), as for the sets. A commit asks and adds
 -- to each part its ids fall into in one call per 1000 ids, where the sets
 -- take one call per set (and the sets a commit touches grow with the slice).
--- Parts have up to TABLE_PART_SLOTS slots (8 MiB, sized to fill a jemalloc
--- size class), planned at most 3/4 full (less TABLE_FILL: parts fill
+-- Parts have up to TABLE_PART_SLOTS slots (2 MiB, sized to fill a jemalloc
+-- size class: a commit that makes one takes ~6 ms more at half load, where
+-- parts of 8 MiB took 20-30 and doubled the alerts' p99), planned at most 3/4 full (less TABLE_FILL: parts fill
 -- unevenly; the module refuses past 7/8). A table's slots are allocated,
 -- and zeroed, when it is made (~116 ms for 256 MB), so generations are made
 -- ahead, a few parts a commit, sized from the slice's pace (Dedup:prepare;
@@ -590,10 +591,10 @@ local DEDUP_SLICE_MS = 60000
 local DEDUP_SKEW_MS = 5000 -- kept this much longer: daemons' clocks differ
 local PLACES = 65536
 local GEN_GROWTH = 8
--- a part's slots: up to 8 MiB with its header, the sds header and NUL
-local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, (8388608 - 32) / 8
+-- a part's slots: up to 2 MiB with its header, the sds header and NUL
+local TABLE_MIN_SLOTS, TABLE_PART_SLOTS = 65536, (2097152 - 32) / 8
 local TABLE_FILL = 0.98
-local TABLE_NOW_PARTS = 4 -- the most parts a commit makes at once (~25 ms)
+local TABLE_NOW_PARTS = 8 -- the most parts a commit makes at once (16 MiB, ~25 ms)
 -- parts made ahead: 2 a commit put 40-60 ms into a commit at half load
 local PREPARE_MS, PREPARE_PER_COMMIT = 15000, 1
 local AHEAD_DONE = 0.8 -- parts made ahead are spread over this much of their window
@@ -887,9 +888,10 @@ function Dedup:remember_in_tables(base, gen, ids, places)
   self:save_gens(self.cur, self.ttl_ms) -- with what prepare made ahead in it
 end
 
--- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (6 ms each for
--- 8 MB on a quiet Redis, 15-30 at half load on a VM: page faults), sized from this slice's pace plus a quarter: once this slice's
--- last generation is AHEAD_FROM full and the pace says its tables will not
+-- Tables are made ahead, PREPARE_PER_COMMIT parts a commit (an 8 MB part
+-- took 6 ms on a quiet Redis, 20-30 at half load on a VM: page faults),
+-- sized from this slice's pace plus a quarter: once this slice's last
+-- generation is AHEAD_FROM full and the pace says its tables will not
 -- hold the rest of the slice, one more for the difference (at most
 -- AHEAD_GROWTH times the last); over the last PREPARE_MS, the next slice's
 -- first. (A pace over less than a second of ids means little: without one,

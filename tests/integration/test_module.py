@@ -31,7 +31,7 @@ def fill_class(n):
     return (math.ceil(b / (m // 4)) * (m // 4) - 32) // 8
 
 
-def gen(want, part_max=(8388608 - 32) // 8, n=0, made=None, since=None):
+def gen(want, part_max=(2097152 - 32) // 8, n=0, made=None, since=None):
     """nousu.lua's Dedup:table_gen: 3/4 full less 2%, at least 65536 slots,
     in parts (a power of 2) of at most part_max slots before fill_class;
     since: the wall clock of its first ids."""
@@ -274,7 +274,7 @@ class Dedup(test_function.Function):
 
     def lull_then_surge(self, surge_ms):
         """A slice whose first generation filled slowly (60,199 ids over 19 s)
-        and whose second (made at once when the first was full: 4 parts at
+        and whose second (made at once when the first was full: 8 parts at
         most, TABLE_NOW_PARTS) takes 39,000 ids in surge_ms: the extra
         generation then planned, the second's room, the first's and s0."""
         self.part_slots = 16384
@@ -286,7 +286,7 @@ class Dedup(test_function.Function):
         for k in range(0, room1, 10000):
             self.dedup_commit(ids[k:min(k + 10000, room1)], s0 + 1000)
         self.assertEqual(self.dedup_commit(ids[room1:room1 + 1000], s0 + 20000), [1000, 0])
-        g2 = gen(4 * math.floor(16384 * 3 / 4 * 0.98), 16384, n=1000, since=s0 + 20000)
+        g2 = gen(8 * math.floor(16384 * 3 / 4 * 0.98), 16384, n=1000, since=s0 + 20000)
         self.assertEqual(self.slice_gens(s0), [g1[:1] + [room1] + g1[2:] + [s0 + 1000], g2])
         room2 = self.room(g2)
         # under a quarter full, then over it: planned at 40,000 ids
@@ -332,7 +332,7 @@ class Dedup(test_function.Function):
         self.assertEqual(gens[1][:4], gen(want, 16384)[:4])
 
     def test_an_extra_generation_is_at_most_4_times_the_last(self):
-        """At 40,000 ids in 2 s the rest of the slice wants 929,801 more ids:
+        """At 40,000 ids in 2 s the rest of the slice wants 869,602 more ids:
         the extra generation is 4 times the last instead; the one after it
         will be planned once it is a quarter full, with time to make it."""
         g3, room2, _, s0 = self.lull_then_surge(2000)
