@@ -240,6 +240,9 @@ static slice_filter *slice_get(idfilter *f, int64_t slice) {
     return &f->slices[k];
 }
 
+/* The ids a slice's next filter is sized for: GROWTH times its last's. */
+static size_t grown_cap(const slice_filter *s) { return GROWTH * s->gens[s->n_gens - 1].cap; }
+
 /* A new filter for s: the one made ahead for it, else one sized from the
  * slice before (as Redis sizes a slice's sets) or 4 times its last one;
  * NULL past the budget or on ENOMEM. */
@@ -252,7 +255,7 @@ static bloom *grow(idfilter *f, slice_filter *s) {
     } else {
         size_t cap = MIN_IDS;
         if (s->n_gens)
-            cap = GROWTH * s->gens[s->n_gens - 1].cap;
+            cap = grown_cap(s);
         else if (s > f->slices && s[-1].slice == s->slice - 1 && s[-1].n / 4 * 5 > cap)
             cap = s[-1].n / 4 * 5;
         if (!bloom_make(f, &b, cap))
@@ -298,7 +301,7 @@ static void prepare_growth(idfilter *f, slice_filter *s) {
     const bloom *last = s->n_gens ? &s->gens[s->n_gens - 1] : NULL;
     if (!last || 2 * last->n < last->cap)
         return;
-    if (!s->ahead.words && !bloom_make(f, &s->ahead, GROWTH * last->cap))
+    if (!s->ahead.words && !bloom_make(f, &s->ahead, grown_cap(s)))
         return; /* past the budget: grow() will say so, if it comes to that */
     bloom_touch(&s->ahead, ((double)last->n / last->cap - 0.5) / 0.4);
 }

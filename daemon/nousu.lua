@@ -572,8 +572,9 @@ end
 -- take one call per set (and the sets a commit touches grow with the slice).
 -- Parts have up to TABLE_PART_SLOTS slots (2 MiB, sized to fill a jemalloc
 -- size class: a commit that makes one takes ~6 ms more at half load, where
--- parts of 8 MiB took 20-30 and doubled the alerts' p99), planned at most 3/4 full (less TABLE_FILL: parts fill
--- unevenly; the module refuses past 7/8). A table's slots are allocated,
+-- parts of 8 MiB took 20-30 and doubled the alerts' p99), planned at most
+-- 3/4 full (less TABLE_FILL: parts fill unevenly; the module refuses past
+-- 7/8). A table's slots are allocated,
 -- and zeroed, when it is made (~116 ms for 256 MB), so generations are made
 -- ahead, a few parts a commit, sized from the slice's pace (Dedup:prepare;
 -- `made` counts the parts made); one a commit needs and finds not made
