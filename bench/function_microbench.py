@@ -8,7 +8,10 @@ loaded into a throwaway redis-server and fed hand-built commits.
           2 events each in the current hour -- the common case of a live stream
   ids:    the zipf commit with an id on every event
   hints:  3,000 hinted runs (daemon/hint.c: the daemon sent the state after
-          the run), each taken: the Function's fixed cost per creator
+          the run), each taken: the Function's fixed cost per creator; with
+          the nousu module built (NOUSU_BUILD, default build/), again in a
+          Redis with it, the hints as arguments and stashed (NOUSU.STASH),
+          in turn
   dedup (only with --dedup, ~1 min per size): the cost of an id as the
           current dedup slice fills (1M, 3M, 6M ids), for each Redis
           set-max-intset-entries given: commits of 20,000 events with ids,
@@ -47,10 +50,10 @@ def bench_cfg(now, set_ids=384, *more):
 
 
 @contextlib.contextmanager
-def loaded_redis(lua, **config):
+def loaded_redis(lua, module=None, **config):
     """A throwaway redis-server with the library loaded; its client."""
     d = tempfile.mkdtemp(prefix="nousu-fn-bench-")
-    redis = RedisServer(d)
+    redis = RedisServer(d, module=module)
     try:
         r = redis.client
         for k, v in config.items():
@@ -102,12 +105,13 @@ def time_runs(r, cfg, evs, chain=None, filtered=False):
     return took
 
 
-def commit_hinted(r, now, rng, n=3000, fallback=0):
+def commit_hinted(r, now, rng, n=3000, fallback=0, stash=False):
     """n hinted runs of 4 events (3 actors), every hint taken: the states are
     reset to the hints' old bytes first (opaque here: nousu.lua compares
     them, never decodes them on this path). fallback: bytes of ARGV[6] per
     run (the events of a hinted run, read only when its hint is refused;
-    ~230 B a run in the bench's commits), opaque too."""
+    ~230 B a run in the bench's commits), opaque too. stash: ARGV[6] and
+    ARGV[7] go by NOUSU.STASH first (timed with the FCALL)."""
     cfg = bench_cfg(now, 384, False)
     runs, olds, flat = [], {}, []
     h = str(now // HOUR)
@@ -120,11 +124,14 @@ def commit_hinted(r, now, rng, n=3000, fallback=0):
         flat += [c, False, 1, 1, old, new, h, False, False, now, len(actors)] + actors
     blob = msgpack.packb([cfg, [4 * n], runs], use_bin_type=False)
     r.mset(olds)
+    cid = os.urandom(8).hex()
+    args = [os.urandom(fallback * n) if fallback else b"\x90", msgpack.packb(flat, use_bin_type=False)]
     t = time.perf_counter()
-    out = r.execute_command("FCALL", "nousu_commit_runs", 0, blob, os.urandom(8).hex(),
-                            msgpack.packb([[], []]), msgpack.packb([]), "",
-                            os.urandom(fallback * n) if fallback else b"\x90",
-                            msgpack.packb(flat, use_bin_type=False))
+    if stash:
+        r.execute_command("NOUSU.STASH", cid, args[1], args[0])
+        args = ["", "", "", "", cid]
+    out = r.execute_command("FCALL", "nousu_commit_runs", 0, blob, cid,
+                            msgpack.packb([[], []]), msgpack.packb([]), "", *args)
     took = time.perf_counter() - t
     taken = msgpack.unpackb(out, raw=False, strict_map_key=False)[3]
     if taken != n:
@@ -198,6 +205,24 @@ def dedup_live_level(lua, entries, level):
               flush=True)
 
 
+def module_hints(lua, now, rng):
+    """The hints case in a Redis with the module: as arguments and stashed,
+    in turn, best of 7 each."""
+    so = os.path.join(os.environ.get("NOUSU_BUILD", os.path.join(os.path.dirname(__file__),
+                                                                 "../build")), "nousu.so")
+    if not os.path.exists(so):
+        print("hints+module: skipped, %s not built" % so)
+        return
+    with loaded_redis(lua, module=os.path.abspath(so)) as r:
+        best = {False: 1e9, True: 1e9}
+        for _ in range(7):
+            for stash in (False, True):
+                best[stash] = min(best[stash], commit_hinted(r, now, rng, fallback=230, stash=stash))
+        for stash, what in ((False, "as arguments"), (True, "stashed")):
+            print("hints+module: %5.2f us/hinted run (230 B of ARGV[6] each, %s)" %
+                  (best[stash] * 1e6 / 3000, what))
+
+
 def main():
     args = sys.argv[1:]
     dedup = [a for a in args if a.startswith("--dedup")]
@@ -233,6 +258,7 @@ def main():
                                (230, "with 230 B of ARGV[6] each, the events, unread")):
             best = min(commit_hinted(r, now, rng, fallback=fallback) for _ in range(5))
             print("hints:  %5.2f us/hinted run (%s)" % (best * 1e6 / 3000, what))
+        module_hints(lua, now, rng)
         n = 5000
         for hr in range(24, 0, -1):
             commit(r, now, [ev(i, "a%d" % i, 1, now - hr * HOUR + rng.randrange(HOUR // 2))

@@ -96,6 +96,7 @@ typedef struct setting {
 
 static const char *const log_levels[] = {"debug", "info", "notice", "warning", "err", NULL};
 static const char *const hint_modes[] = {"off", "on", "verify", NULL};
+static const char *const on_off[] = {"off", "on", NULL};
 
 static int check_endpoint(const char *v, char *why, size_t whylen);
 static int check_hostport(const char *v, char *why, size_t whylen);
@@ -180,6 +181,10 @@ static const setting settings[] = {
              "on: the daemon computes the state after a hot run and Redis only checks and "
              "writes it; off; verify: Redis computes it too and fails the commit on any "
              "difference (tests)"),
+    CFG_ENUM(commit_stash, G_WINDOWS, "on", on_off, RESTART,
+             "on: when Redis has the nousu module's NOUSU.STASH, a commit's hints go to it "
+             "just before the commit, which then reads them there, not as arguments (Lua "
+             "would hash every byte of them); off: as arguments"),
     CFG_INT(dedup_set_ids, G_WINDOWS, 0, 0, 1000000, RELOAD,
             "remembered ids per Redis set aimed at; below Redis's set-max-intset-entries "
             "a set stays a compact intset, about 8 bytes an id; 0: 3/4 of that setting "

@@ -58,6 +58,7 @@ typedef struct config {
     int64_t dedup_buckets;    /* 16: id sets per 60 s slice, at least */
     int64_t dedup_set_ids;    /* 0 (auto): ids per set aimed at (intsets) */
     char *commit_hints;       /* on off verify */
+    char *commit_stash;       /* on off */
     int64_t dedup_filter_mb;  /* 128: committer's filter of ids sent (idfilter.h) */
     int64_t state_cache_mb;   /* 64: committer's state cache (statecache.h) */
     int64_t request_ttl_s;    /* 86,400 */

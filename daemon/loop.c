@@ -204,6 +204,7 @@ static store *open_store(const config *c, size_t dedup_filter_bytes) {
         .prefix = c->key_prefix, .deadletter_maxlen = (size_t)c->deadletter_maxlen,
         .deadletter_raw_max = (size_t)c->deadletter_raw_max,
         .deadletter_queue_max = 100000, .dedup_filter_bytes = dedup_filter_bytes,
+        .stash = strcmp(c->commit_stash, "on") == 0,
     };
     store *st = store_new(&so);
     memset(password, 0, strlen(password));

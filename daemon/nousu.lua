@@ -1154,7 +1154,11 @@ end
 -- ARGV[6] = the events of hinted runs, ARGV[7] = the hinted runs (below);
 -- ARGV[8] = the daemon's commit before this one, or ''; ARGV[9] = its claim
 --   (the wall clock since which its filter holds every id it sent), or ''
---   (see the chain, in Dedup)
+--   (see the chain, in Dedup); ARGV[10] = the id of the module's stash
+--   holding ARGV[6] and ARGV[7] (daemon/redis-module/stash.c; both are then
+--   ''), or '' or absent. A stash that is gone (Redis restarted between the
+--   two commands) makes the commit answer 0 before it writes anything, as
+--   for a request committed before; the stash is dropped once read.
 --   unit = [rid or nil, total, pre_errors, events in runs], or for a frame
 --          with no request id and no rejection, just its number of events
 --   run  = [creator, first event, REST or nil, nil, want or nil], or for a
@@ -1290,10 +1294,12 @@ local function take_hint(cfg, key, flat, p, niches)
   niche_now(niches, flat[p + H_NICHE], flat[p + H_NOW])
 end
 
--- A hinted run as a run taken the usual way: its events from ARGV[6].
-local function hinted_run(flat, p, fallbacks)
-  local off = flat[p + H_OFF]
-  local evs = cmsgpack.unpack(string.sub(fallbacks, off, off + flat[p + H_LEN] - 1))
+-- A hinted run as a run taken the usual way: its events from ARGV[6], or
+-- from the stash (only these bytes become a Lua string).
+local function hinted_run(flat, p, fallbacks, stash)
+  local off, last = flat[p + H_OFF], flat[p + H_OFF] + flat[p + H_LEN] - 1
+  local evs = cmsgpack.unpack(stash and redis.call('NOUSU.STASHGET', stash, 'events', off, last)
+                              or string.sub(fallbacks, off, last))
   return { flat[p], evs[1], evs[2], nil, flat[p + H_WANT] }
 end
 
@@ -1303,13 +1309,18 @@ end
 -- taken the usual way here), or 0 and nil when the module is not loaded or
 -- refused before writing anything (this code then takes them all itself).
 -- An error after it wrote is the commit's error, as take_hint's would be.
-local function module_hints(cfg, runs, walk, hints, niches)
+local function module_hints(cfg, runs, walk, hints, niches, stash)
   local leave = {}
   for i, run in ipairs(runs) do
     if walk[i] and type(run) == 'number' then leave[#leave + 1] = run end
   end
-  local r = redis.pcall('NOUSU.HINTS', cfg.prefix, cfg.ttl_str, hints,
-                        #leave > 0 and cmsgpack.pack(leave) or '')
+  leave = #leave > 0 and cmsgpack.pack(leave) or ''
+  local r
+  if stash then
+    r = redis.pcall('NOUSU.HINTSOF', stash, cfg.prefix, cfg.ttl_str, leave)
+  else
+    r = redis.pcall('NOUSU.HINTS', cfg.prefix, cfg.ttl_str, hints, leave)
+  end
   if r.err then
     if string.find(r.err, 'partly written', 1, true) then error(r.err) end
     return 0, nil
@@ -1364,16 +1375,22 @@ end
 local function commit_runs(keys, args)
   local req = cmsgpack.unpack(args[1])
   local cfg = parse_cfg(req[1])
+  local stash = args[10] ~= nil and args[10] ~= '' and args[10] or nil
+  local function unstash(r)
+    if stash then redis.call('NOUSU.STASHDEL', stash) end
+    return r
+  end
   local ckey = cfg.prefix .. 'commit:' .. args[2]
   local done = redis.call('GET', ckey)
-  if done then return done end
-  if not predecessor_done(cfg, args[5]) then return 1 end
+  if done then return unstash(done) end
+  if not predecessor_done(cfg, args[5]) then return unstash(1) end
   local units, runs = req[2], req[3]
   for _, unit in ipairs(units) do
     if type(unit) == 'table' and unit[1] and redis.call('GET', cfg.prefix .. 'req:' .. unit[1]) then
-      return 0
+      return unstash(0)
     end
   end
+  if stash and not redis.call('NOUSU.STASHLEN', stash) then return 0 end -- lost: nothing written
   local dedup = dedup_new(cfg)
   local idlist = cmsgpack.unpack(args[3])
   local ids, places = idlist[1], idlist[2]
@@ -1386,14 +1403,15 @@ local function commit_runs(keys, args)
   local walk = runs_to_walk(dedup, ids, args[4])
   local tally, creators, order, niches, verify = {}, {}, {}, {}, {}
   local taken, refused = 0, nil -- refused: nil when the module was not used
-  if args[7] and not cfg.verify_hints then
-    taken, refused = module_hints(cfg, runs, walk, args[7], niches)
+  if (args[7] or stash) and not cfg.verify_hints then
+    taken, refused = module_hints(cfg, runs, walk, args[7], niches, stash)
   end
   local flat -- unpacked only for the hinted runs taken here
   for i, run in ipairs(runs) do
     local p = type(run) == 'number' and run
     if not (p and refused and not walk[i] and not refused[p]) then -- else the module took it
-      flat = flat or (p and cmsgpack.unpack(args[7]))
+      flat = flat or (p and cmsgpack.unpack(stash and redis.call('NOUSU.STASHGET', stash, 'hints')
+                                             or args[7]))
       local key = p and not walk[i] and not refused and state_key(cfg.prefix, flat[p])
       local fresh
       if not key then
@@ -1408,7 +1426,7 @@ local function commit_runs(keys, args)
         taken = taken + 1
       else
         if p then
-          run = hinted_run(flat, p, args[6])
+          run = hinted_run(flat, p, args[6], stash)
           runs[i] = run
         end
         take_run(cfg, state_of(cfg, run[1], creators, order), run, dedup, tally, walk[i])
@@ -1446,7 +1464,7 @@ local function commit_runs(keys, args)
   end
   local reply = cmsgpack.pack({ out, summaries, checkpoints, taken, states, filtered and true or false })
   redis.call('SET', ckey, reply, 'EX', COMMIT_TTL_S)
-  return reply
+  return unstash(reply)
 end
 
 ----------------------------------------------------------------------------

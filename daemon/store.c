@@ -30,9 +30,14 @@ typedef struct sent_commit {
     plan pl; /* the reply's states name its runs */
     uint64_t seq;
     bool runs_form;
+    bool stashed; /* the reply of its NOUSU.STASH comes first */
     uint32_t hints;
     size_t n_units;
 } sent_commit;
+
+/* Hints and fallbacks smaller than this go as arguments: a STASH costs
+ * Redis a command (~2 us), hashing 1 KB in Lua about as much. */
+#define STASH_MIN_BYTES 1024
 
 #define SENT_MAX 4
 
@@ -57,6 +62,7 @@ struct store {
     plan prepared;
     const batch *prepared_for;
     int64_t intset_max; /* Redis's set-max-intset-entries; 0 unknown, -1 not read yet */
+    bool stash_ok;      /* Redis has NOUSU.STASH (the nousu module) and we may use it */
     /* the ids of the commits sent (NULL: none kept); the last commit sent,
      * the one the next follows in the chain (nousu.lua, Dedup), and the
      * one that followed, for a resend of the last after a lost connection */
@@ -188,6 +194,23 @@ static int load_functions(store *s) {
     return run_simple(s, "FUNCTION LOAD", 4, argv, lens);
 }
 
+/* Whether the nousu module's stash answers (nil for a stash that is not
+ * there); an older module, none, or an ACL without it: hints as arguments.
+ * -EIO when the connection went. */
+static int probe_stash(store *s) {
+    s->stash_ok = false;
+    if (!s->o.stash)
+        return 0;
+    redisReply *r = redisCommand(s->c, "NOUSU.STASHLEN nousu-probe");
+    if (!r)
+        return -EIO;
+    s->stash_ok = r->type == REDIS_REPLY_NIL;
+    if (r->type == REDIS_REPLY_ERROR)
+        log_debug("redis: NOUSU.STASHLEN: %s; hints go as arguments", r->str);
+    freeReplyObject(r);
+    return 0;
+}
+
 /* set-max-intset-entries, for the dedup's sizing. A user without CONFIG
  * rights (the least-privilege ACL of docs/security.md) gets 0: unknown. */
 static int64_t read_intset_max(store *s) {
@@ -225,7 +248,7 @@ int store_connect(store *s) {
     }
     redisSetTimeout(s->c, tv);
     redisEnableKeepAlive(s->c);
-    if (authenticate(s) < 0 || select_db(s) < 0 || load_functions(s) < 0) {
+    if (authenticate(s) < 0 || select_db(s) < 0 || load_functions(s) < 0 || probe_stash(s) < 0) {
         drop_connection(s);
         return -EIO;
     }
@@ -681,6 +704,18 @@ static int send_events_form(store *s, const batch *b, const plan *pl, const comm
     return send_call(s, 7, argv, lens);
 }
 
+/* NOUSU.STASH of the commit's hints and fallbacks, appended before its
+ * FCALL (which then names the stash): true when it was. */
+static bool append_stash(store *s, const char *commit_id) {
+    size_t hl = s->wb.hints.sb.size, fl = s->wb.fallbacks.sb.size;
+    if (!s->stash_ok || hl + fl < STASH_MIN_BYTES)
+        return false;
+    const char *argv[] = {"NOUSU.STASH", commit_id, s->wb.hints.sb.data,
+                          fl ? s->wb.fallbacks.sb.data : ""};
+    size_t lens[] = {11, strlen(commit_id), hl, fl};
+    return append(s, 4, argv, lens) == 0;
+}
+
 static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit_params *p,
                           const char *commit_id, const char *after, state_cache *cache) {
     char claim[24] = "";
@@ -690,15 +725,18 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
     if (rc < 0)
         return rc;
     hold_ids(s, &t->pl, p);
+    t->stashed = append_stash(s, commit_id);
     const char *fallbacks = s->wb.fallbacks.sb.data ? s->wb.fallbacks.sb.data : "";
     const char *expect = chain_expect(s, commit_id);
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.sb.data, commit_id,
-                          s->ids.sb.data, s->owners.sb.data, after, fallbacks,
-                          s->wb.hints.sb.data, expect, claim};
+                          s->ids.sb.data, s->owners.sb.data, after,
+                          t->stashed ? "" : fallbacks, t->stashed ? "" : s->wb.hints.sb.data,
+                          expect, claim, commit_id};
     size_t lens[] = {5, 17, 1, s->sb.sb.size, strlen(commit_id), s->ids.sb.size,
-                     s->owners.sb.size, strlen(after), s->wb.fallbacks.sb.size,
-                     s->wb.hints.sb.size, strlen(expect), strlen(claim)};
-    return send_call(s, 12, argv, lens);
+                     s->owners.sb.size, strlen(after), t->stashed ? 0 : s->wb.fallbacks.sb.size,
+                     t->stashed ? 0 : s->wb.hints.sb.size, strlen(expect), strlen(claim),
+                     strlen(commit_id)};
+    return send_call(s, t->stashed ? 13 : 12, argv, lens);
 }
 
 int store_commit_send(store *s, const batch *b, const commit_params *p, const char *commit_id,
@@ -756,20 +794,37 @@ size_t store_commits_sent(const store *s) { return s->sent_n; }
 
 int store_fd(const store *s) { return s->c ? s->c->fd : -1; }
 
+/* r is the reply of t's NOUSU.STASH, which comes before its FCALL's: looked
+ * at and freed (true), or not (false). An error there (the stash full) makes
+ * the FCALL decline, and the batch goes again without. */
+static bool took_stash_reply(sent_commit *t, redisReply *r) {
+    if (!t->stashed)
+        return false;
+    t->stashed = false;
+    if (r->type == REDIS_REPLY_ERROR)
+        log_info("redis: NOUSU.STASH: %s; the commit goes again without it", r->str);
+    freeReplyObject(r);
+    return true;
+}
+
 int store_commit_poll(store *s, bool readable) {
     if (s->ready)
         return 1;
     if (!s->c)
         return -EIO;
     void *r = NULL;
-    if ((readable && redisBufferRead(s->c) != REDIS_OK) ||
-        redisGetReplyFromReader(s->c, &r) != REDIS_OK) {
-        log_error("redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
-        drop_connection(s);
-        return -EIO;
-    }
+    if (readable && redisBufferRead(s->c) != REDIS_OK)
+        goto lost;
+    do {
+        if (redisGetReplyFromReader(s->c, &r) != REDIS_OK)
+            goto lost;
+    } while (r && s->sent_n && took_stash_reply(&s->sent[s->sent_head], r));
     s->ready = r;
     return r ? 1 : 0;
+lost:
+    log_error("redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+    drop_connection(s);
+    return -EIO;
 }
 
 /* The reply of commit t: its result, or why there is none. */
@@ -811,7 +866,8 @@ int store_commit_recv(store *s, state_cache *cache, commit_result *ret) {
     redisReply *r = s->ready;
     s->ready = NULL;
     if (!r)
-        r = read_reply(s);
+        while ((r = read_reply(s)) && took_stash_reply(&t, r))
+            ;
     int rc = r ? take_reply(s, r, &t, cache, ret) : -EIO;
     if (r)
         freeReplyObject(r);

@@ -33,6 +33,7 @@ typedef struct store_opts {
     size_t deadletter_raw_max;
     size_t deadletter_queue_max; /* entries held while Redis is away */
     size_t dedup_filter_bytes;   /* the ids sent, for the Function (idfilter.h); 0 none */
+    bool stash;                  /* hints through NOUSU.STASH when Redis has it */
 } store_opts;
 
 enum { COMMIT_HINTS_OFF, COMMIT_HINTS_ON, COMMIT_HINTS_VERIFY };

@@ -244,17 +244,15 @@ static int take_all(RedisModuleCtx *ctx, const hintflat_str *prefix, const hintf
     return rc;
 }
 
-static int hints_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
-    if (argc != 5)
-        return RedisModule_WrongArity(ctx);
+int hints_take(RedisModuleCtx *ctx, RedisModuleString *prefix_s, RedisModuleString *ttl,
+               const char *hints, size_t hints_len, RedisModuleString *leave_s) {
     long long ttl_s;
-    if (RedisModule_StringToLongLong(argv[2], &ttl_s) != REDISMODULE_OK || ttl_s <= 0 ||
+    if (RedisModule_StringToLongLong(ttl, &ttl_s) != REDISMODULE_OK || ttl_s <= 0 ||
         ttl_s > TTL_MAX_S)
         return RedisModule_ReplyWithError(ctx, "ERR nousu: the TTL must be 1 to 100 years of seconds");
-    hintflat_str prefix, flat, leave_b;
-    prefix.ptr = RedisModule_StringPtrLen(argv[1], &prefix.len);
-    flat.ptr = RedisModule_StringPtrLen(argv[3], &flat.len);
-    leave_b.ptr = RedisModule_StringPtrLen(argv[4], &leave_b.len);
+    hintflat_str prefix, flat = {hints, hints_len}, leave_b;
+    prefix.ptr = RedisModule_StringPtrLen(prefix_s, &prefix.len);
+    leave_b.ptr = RedisModule_StringPtrLen(leave_s, &leave_b.len);
     long n = count_hints(flat.ptr, flat.len);
     if (n < 0)
         return RedisModule_ReplyWithError(ctx, "ERR nousu: the hints are malformed");
@@ -265,7 +263,7 @@ static int hints_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     qsort(leave, (size_t)n_leave, sizeof *leave, cmp_place);
     outcome o = {.refused = RedisModule_PoolAlloc(ctx, sizeof *o.refused * ((size_t)n + 1)),
                  .niches = RedisModule_PoolAlloc(ctx, sizeof *o.niches * ((size_t)n + 1))};
-    if (take_all(ctx, &prefix, &flat, leave, (size_t)n_leave, argv[2], ttl_s * 1000, &o) < 0)
+    if (take_all(ctx, &prefix, &flat, leave, (size_t)n_leave, ttl, ttl_s * 1000, &o) < 0)
         return REDISMODULE_OK;
     RedisModule_ReplyWithArray(ctx, 3);
     RedisModule_ReplyWithLongLong(ctx, o.taken);
@@ -274,6 +272,14 @@ static int hints_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         RedisModule_ReplyWithLongLong(ctx, o.refused[i]);
     reply_niches(ctx, o.niches, o.n_niches);
     return REDISMODULE_OK;
+}
+
+static int hints_cmd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
+    if (argc != 5)
+        return RedisModule_WrongArity(ctx);
+    size_t len;
+    const char *hints = RedisModule_StringPtrLen(argv[3], &len);
+    return hints_take(ctx, argv[1], argv[2], hints, len, argv[4]);
 }
 
 int hints_register(RedisModuleCtx *ctx) {

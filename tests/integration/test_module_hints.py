@@ -1,12 +1,15 @@
 """NOUSU.HINTS of the nousu Redis module (daemon/redis-module/hints.c) on a
 real redis-server: the command alone (compare-and-set of the state, PFADD,
 TTLs, niches, the places it must leave, refusals, errors before and after a
-write, the writes in the AOF rather than the command), then the Function
-using it (test_runs.Hints again with the module; a run with an id seen
-before left to the Function) and a daemon with commit_hints=on.
+write, the writes in the AOF rather than the command), the stash
+(NOUSU.STASH and its kin, stash.c), then the Function using them
+(test_runs.Hints again with the module, and again with every hint
+stashed; a run with an id seen before left to the Function; a stash lost)
+and a daemon with commit_hints=on.
 Skipped when the module was not built (no redismodule.h)."""
 import glob
 import os
+import time
 import unittest
 
 import msgpack
@@ -153,21 +156,108 @@ class Command(unittest.TestCase):
         self.assertTrue(0 < got[2] <= want[2], (got, want))  # the same deadline, later
 
 
+def stash_info(r):
+    return {k: v for k, v in r.info("nousu").items() if k.startswith("nousu_stash_")}
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
+class Stash(unittest.TestCase):
+    """The stash alone: kept, read, dropped, aged, bounded, never replicated."""
+
+    def setUp(self):
+        self.redis = redis_for(self, "nousu-stash-", module=MODULE_SO,
+                               extra=("stash_max_age_ms", "300", "stash_max_mb", "1"))
+        self.dir, self.r = self.redis.dir, self.redis.client
+
+    def test_kept_read_in_ranges_and_dropped(self):
+        r = self.r
+        self.assertEqual(r.execute_command("NOUSU.STASH", "c1", b"hh\x00h", b"eventsxyz"), b"OK")
+        self.assertEqual(r.execute_command("NOUSU.STASHLEN", "c1"), [4, 9])
+        self.assertEqual(r.execute_command("NOUSU.STASHGET", "c1", "hints"), b"hh\x00h")
+        self.assertEqual(r.execute_command("NOUSU.STASHGET", "c1", "events", 2, 4), b"ven")
+        self.assertEqual(r.execute_command("NOUSU.STASHGET", "c1", "events", 10, 9), b"")
+        for bad in ((0, 3), (2, 10), (5, 3)):
+            with self.assertRaisesRegex(redis.ResponseError, "range is not within"):
+                r.execute_command("NOUSU.STASHGET", "c1", "events", *bad)
+        with self.assertRaisesRegex(redis.ResponseError, "hints and events"):
+            r.execute_command("NOUSU.STASHGET", "c1", "other")
+        self.assertEqual(stash_info(r)["nousu_stash_bytes"], 13)
+        r.execute_command("NOUSU.STASH", "c1", b"h", b"e")  # sent again: replaced
+        self.assertEqual(stash_info(r)["nousu_stash_bytes"], 2)
+        self.assertEqual(r.execute_command("NOUSU.STASHDEL", "c1"), 1)
+        self.assertEqual(r.execute_command("NOUSU.STASHDEL", "c1"), 0)
+        self.assertIsNone(r.execute_command("NOUSU.STASHLEN", "c1"))
+        self.assertIsNone(r.execute_command("NOUSU.STASHGET", "c1", "hints"))
+        self.assertEqual((stash_info(r)["nousu_stash_entries"], stash_info(r)["nousu_stash_bytes"]),
+                         (0, 0))
+        self.assertEqual(r.dbsize(), 0)  # not in the keyspace
+
+    def test_old_entries_go_at_the_next_stash_and_a_full_stash_refuses(self):
+        r = self.r
+        r.execute_command("NOUSU.STASH", "old", b"h", b"e")
+        time.sleep(0.5)  # past stash_max_age_ms (300)
+        r.execute_command("NOUSU.STASH", "new", b"h", b"e")
+        self.assertIsNone(r.execute_command("NOUSU.STASHLEN", "old"))
+        self.assertEqual(r.execute_command("NOUSU.STASHLEN", "new"), [1, 1])
+        self.assertEqual(stash_info(r)["nousu_stash_expired"], 1)
+        with self.assertRaisesRegex(redis.ResponseError, "stash is full"):  # stash_max_mb 1
+            r.execute_command("NOUSU.STASH", "big", b"h" * (1 << 20), b"e")
+        self.assertIsNone(r.execute_command("NOUSU.STASHLEN", "big"))
+        self.assertEqual(stash_info(r)["nousu_stash_refused"], 1)
+
+    def test_hintsof_takes_the_stashed_hints_and_errs_before_writing_without(self):
+        r = self.r
+        r.set("p:{a}", b"old-a")
+        blob, _ = flat(("a", b"old-a", b"new-a", "7", True, "cats", 5, ["u1"]))
+        with self.assertRaisesRegex(redis.ResponseError, "no such stash"):
+            r.execute_command("NOUSU.HINTSOF", "c9", "p:", TTL, "")
+        self.assertEqual(r.get("p:{a}"), b"old-a")
+        r.execute_command("NOUSU.STASH", "c9", blob, b"")
+        self.assertEqual(r.execute_command("NOUSU.HINTSOF", "c9", "p:", TTL, ""),
+                         [1, [], [b"cats", 5]])
+        self.assertEqual((r.get("p:{a}"), r.pfcount("p:{a}:u:7")), (b"new-a", 1))
+
+    def test_a_bad_module_argument_fails_the_load(self):
+        d = os.path.join(self.dir, "bad")
+        os.mkdir(d)
+        with self.assertRaises(AssertionError):
+            RedisServer(d, module=MODULE_SO, extra=("stash_max_age_ms", "0"))
+        with open(os.path.join(d, "redis.log")) as f:
+            self.assertIn("stash_max_age_ms 0: not a setting", f.read())
+
+    def test_nothing_of_it_reaches_the_aof(self):
+        self.redis.stop()
+        aof = RedisServer(self.dir, appendonly=True, module=MODULE_SO)
+        self.addCleanup(stop_pid, aof.proc)
+        aof.client.set("p:{a}", b"s")
+        aof.client.execute_command("NOUSU.STASH", "c1", flat(("a", b"s", b"t", "9", True, False, 1,
+                                                               ["x"]))[0], b"evs")
+        aof.client.execute_command("NOUSU.HINTSOF", "c1", "p:", TTL, "")
+        aof.client.execute_command("NOUSU.STASHDEL", "c1")
+        aof.stop()
+        text = b"".join(open(f, "rb").read()
+                        for f in glob.glob(os.path.join(self.dir, "appendonlydir", "*.aof")))
+        self.assertNotIn(b"STASH", text.upper())
+        self.assertNotIn(b"HINTSOF", text.upper())
+        self.assertIn(b"PXAT", text)  # the hint's writes are there
+
+
 @unittest.skipUnless(HAVE_MODULE, SKIP)
 class FunctionHints(test_runs.Hints):
     """test_runs.Hints with the module loaded, whatever NOUSU_REDIS_MODULE
     says, and what only the module path has."""
 
     redis_kw = {"module": MODULE_SO, "extra": ("--enable-module-command", "yes")}
+    module_cmd = "nousu.hints"  # the command that takes them
 
     def test_the_module_takes_the_hint(self):
         self.base("a:", "b:")
         evs = self.later()
         self.send("a:", evs)
-        before = cmd_calls(self.r, "nousu.hints")
+        before = cmd_calls(self.r, self.module_cmd)
         out = test_runs.up(self.send("b:", evs, self.hint_for("b:", evs)))
         self.assertEqual(out[3], 1)
-        self.assertEqual(cmd_calls(self.r, "nousu.hints"), before + 1)
+        self.assertEqual(cmd_calls(self.r, self.module_cmd), before + 1)
         self.assertEqual(cmd_calls(self.r, "pfadd") > 0, True)
         self.assertEqual(self.state("b:"), self.state("a:"))
         self.assertEqual(self.r.hgetall("b:nichenow"), self.r.hgetall("a:nichenow"))
@@ -197,31 +287,129 @@ class FunctionHints(test_runs.Hints):
 
 
 @unittest.skipUnless(HAVE_MODULE, SKIP)
+class StashedHints(FunctionHints):
+    """FunctionHints again with each commit's ARGV[6] and ARGV[7] stashed
+    (ARGV[10] names the stash): the same outcomes, the stash dropped by the
+    commit; and a stash lost declines the commit before any write."""
+
+    module_cmd = "nousu.hintsof"
+    test_without_the_module_the_function_takes_it = None  # no module, no stash
+
+    def send(self, prefix, evs, hint=None, verify=False, want=False, after=None, cid=None):
+        real = self.r.execute_command
+
+        def stashing(*argv):
+            argv = list(argv)
+            if argv[:2] == ["FCALL", "nousu_commit_runs"] and len(argv) >= 10:
+                cid_ = argv[4]
+                real("NOUSU.STASH", cid_, argv[9], argv[8])
+                argv[8:10] = ["", ""]
+                argv += [""] * (12 - len(argv)) + [cid_]
+            return real(*argv)
+
+        self.r.execute_command = stashing
+        try:
+            out = super().send(prefix, evs, hint, verify, want, after, cid)
+        finally:
+            del self.r.execute_command
+        self.assertEqual(stash_info(self.r)["nousu_stash_entries"], 0)  # an error leaves it
+        return out
+
+    def test_a_stash_lost_declines_the_commit_and_writes_nothing(self):
+        self.base("b:")
+        evs = self.later()
+        hint = self.hint_for("b:", evs)
+        before = (self.r.dbsize(), self.r.get("b:{h}"))
+        self.r.execute_command = lambda *a: (
+            redis.Redis.execute_command(self.r, *a[:8], "", "", "", "", "gone")
+            if a[:2] == ("FCALL", "nousu_commit_runs") else redis.Redis.execute_command(self.r, *a))
+        try:
+            self.assertEqual(test_runs.Hints.send(self, "b:", evs, hint), 0)
+        finally:
+            del self.r.execute_command
+        self.assertEqual((self.r.dbsize(), self.r.get("b:{h}")), before)
+
+    def test_a_commit_answered_before_drops_its_stash(self):
+        self.base("b:")
+        evs = self.later()
+        hint = self.hint_for("b:", evs)
+        first = self.send("b:", evs, hint, cid="again")
+        self.assertEqual(self.send("b:", evs, hint, cid="again"), first)  # send() checks the stash
+
+
+def prime_then_send(d, tag, t, frames):
+    """20 creators tag:0..19 given a like (and a follower count: micro), so
+    that the daemon holds their states, then each frame in turn, a list of
+    events; each waited on until accepted."""
+    p = d.push()
+    p.send(pack([ev("%s:%d" % (tag, i), "like", t, actor="u0", followers=3000) for i in range(20)]))
+    n = 20
+    d.wait_accepted(n)
+    for frame in frames:
+        p.send(pack(frame))
+        n += len(frame)
+        d.wait_accepted(n)
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
 class Daemon(Case):
     """nousud with commit_hints=on (not verify) on a Redis with the module:
-    hints are taken there and the counts come out as without hints."""
+    hints are taken there, from the stash (commit_stash=on, the default),
+    and the counts come out as without hints."""
 
     redis_opts = {"module": MODULE_SO}
     daemon_args = ("--commit_hints=on",)
+    via = "nousu.hintsof"  # commits whose hints are under 1 KB use NOUSU.HINTS
 
     def test_hot_runs_are_taken_by_the_module(self):
         t = now_ms() - 1000
-        p = self.d.push()
-        p.send(pack([ev("mh:%d" % i, "like", t, actor="u0", followers=3000) for i in range(20)]))
-        self.d.wait_accepted(20)
-        for k in range(5):
-            p.send(pack([ev("mh:%d" % i, "comment", t + k, actor="u%d" % (k + 1))
-                         for i in range(20)] +
-                        [ev("mh:%d" % i, "view", t + k, n=3) for i in range(20)]))
-            self.d.wait_accepted(20 + 40 * (k + 1))
+        prime_then_send(self.d, "mh", t, [
+            [ev("mh:%d" % i, "comment", t + k, actor="u%d" % (k + 1)) for i in range(20)] +
+            [ev("mh:%d" % i, "view", t + k, n=3) for i in range(20)] for k in range(5)])
         st = self.d.stats()
         self.assertGreater(st["hints_taken"], 0)
-        self.assertGreater(cmd_calls(self.r, "nousu.hints"), 0)
+        self.assertGreater(cmd_calls(self.r, self.via), 0)
+        self.assertEqual(cmd_calls(self.r, "nousu.stash"), cmd_calls(self.r, "nousu.hintsof"))
+        if self.via == "nousu.hints":
+            self.assertEqual(cmd_calls(self.r, "nousu.stash"), 0)
+        self.assertEqual(stash_info(self.r)["nousu_stash_entries"], 0)  # each taken, dropped
         for i in range(20):
             c = self.d.creator("mh:%d" % i)
             self.assertEqual([c["counts"][k] for k in ("like", "comment", "view")], [1, 5, 15])
             self.assertEqual((c["engagement"], c["unique_engagers"]), (1 + 5 * 3, 6))
         self.assertEqual(counts_in_redis(self.r, "mh:0")[1], 1)
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
+class DaemonStashRefused(Case):
+    """A Redis whose stash refuses everything (stash_max_mb 0): each commit
+    with hints finds no stash, declines before writing, and goes again as
+    the events form; nothing is lost or counted twice."""
+
+    redis_opts = {"module": MODULE_SO, "extra": ("stash_max_mb", "0")}
+    daemon_args = ("--commit_hints=on",)
+
+    def test_a_refused_stash_sends_the_commit_again_without_hints(self):
+        t = now_ms() - 1000
+        prime_then_send(self.d, "ms", t, [
+            [ev("ms:%d" % i, "comment", t + k, actor="u%d" % (k + 1)) for i in range(20)]
+            for k in range(3)])
+        self.assertGreater(stash_info(self.r)["nousu_stash_refused"], 0)
+        self.assertEqual(cmd_calls(self.r, "nousu.hintsof"), 0)
+        st = self.d.stats()
+        self.assertEqual((st["hints_taken"], st["redis_errors"]), (0, 0))
+        for i in range(20):
+            c = self.d.creator("ms:%d" % i)
+            self.assertEqual([c["counts"][k] for k in ("like", "comment")], [1, 3])
+            self.assertEqual(c["unique_engagers"], 4)
+
+
+@unittest.skipUnless(HAVE_MODULE, SKIP)
+class DaemonNoStash(Daemon):
+    """The same with commit_stash=off: hints as arguments, no stash."""
+
+    daemon_args = ("--commit_hints=on", "--commit_stash=off")
+    via = "nousu.hints"  # and NOUSU.STASH, HINTSOF never: their counts stay equal, 0
 
 
 if __name__ == "__main__":
