@@ -69,7 +69,7 @@ typedef struct opts {
     int redis_port;
     const char *ingest, *alerts, *control, *naive_ep, *key_prefix;
     long events, creators, naive_events, pipelined_events, risers;
-    double zipf_s, load, spread_s, timeout_s;
+    double zipf_s, load, load_rate, spread_s, timeout_s;
     long daemon_pid;
     long verify; /* creators to check; 0: every creator that got events */
     bool no_ids; /* (a) and background events without `id`: no dedup work */
@@ -1154,6 +1154,8 @@ static void usage(FILE *out, const char *argv0) {
         "  --risers=P              planted risers for (c) (default 200; 0 skips (c); under 100\n"
         "                          the p99 is the max, and is printed as such)\n"
         "  --load=F                background load in (c), fraction of (a)'s rate (default 0.5)\n"
+        "  --load-rate=N           background load in (c), events/s, whatever (a)'s rate: the\n"
+        "                          same load for runs compared in turn (a drifts run to run)\n"
         "  --spread-s=S            seconds over which the risers' bursts are sent (default 20)\n"
         "  --verify=N              creators to read back after (a); 0: all (default 0)\n"
         "  --timeout-s=S           deadline of each phase (default 180)\n"
@@ -1192,7 +1194,7 @@ static void parse_opts(int argc, char **argv, opts *o) {
         {"ingest", 1, 0, 'i'}, {"alerts", 1, 0, 'a'}, {"control", 1, 0, 'c'},
         {"naive-endpoint", 1, 0, 'N'}, {"daemon-pid", 1, 0, 'P'}, {"events", 1, 0, 'e'},
         {"creators", 1, 0, 'C'}, {"zipf-s", 1, 0, 'z'}, {"naive-events", 1, 0, 'n'},
-        {"pipelined-events", 1, 0, 'l'}, {"risers", 1, 0, 'r'}, {"load", 1, 0, 'L'},
+        {"pipelined-events", 1, 0, 'l'}, {"risers", 1, 0, 'r'}, {"load", 1, 0, 'L'}, {"load-rate", 1, 0, 'R'},
         {"spread-s", 1, 0, 'S'}, {"verify", 1, 0, 'v'}, {"timeout-s", 1, 0, 't'},
         {"seed", 1, 0, 's'}, {"no-ids", 0, 0, 'I'}, {"frame-events", 1, 0, 'f'},
         {"latency-log", 1, 0, 'T'}, {"help", 0, 0, 'h'},
@@ -1223,6 +1225,7 @@ static void parse_opts(int argc, char **argv, opts *o) {
         case 'l': o->pipelined_events = arg_long("pipelined-events", optarg, 0, 100000000); break;
         case 'r': o->risers = arg_long("risers", optarg, 0, 100000); break;
         case 'L': o->load = arg_double("load", optarg, 0, 10); break;
+        case 'R': o->load_rate = arg_double("load-rate", optarg, 1, 1e8); break;
         case 'S': o->spread_s = arg_double("spread-s", optarg, 0, 3600); break;
         case 'v': o->verify = arg_long("verify", optarg, 0, 100000000); break;
         case 't': o->timeout_s = arg_double("timeout-s", optarg, 1, 86400); break;
@@ -1451,7 +1454,7 @@ static void run_latency(bench *b, double rate_a) {
     /* Background: (a)'s creators with fresh ids, paced; enough for the
      * whole window, stopped once every alert is in. */
     frames fb = {0}, fg = {0};
-    double rate = rate_a * o->load, lead = 1.0, tail = 10.0;
+    double rate = o->load_rate > 0 ? o->load_rate : rate_a * o->load, lead = 1.0, tail = 10.0;
     long nbg = rate > 0 ? (long)(rate * (lead + o->spread_s + tail)) : 0;
     if (nbg > 20000000)
         nbg = 20000000;
@@ -1506,7 +1509,7 @@ static void run_latency(bench *b, double rate_a) {
     /* Under 100 samples the 99th percentile is the slowest one: say so. */
     printf("alert latency at ~%s events/s background (%.0f%% of (a), %s events sent): p50 "
            "%.1f ms p90 %.1f ms p99 %.1f ms%s max %.1f ms (%zu/%ld alerted)\n",
-           grouped((double)bg_sent / (tg1 - tg0)), 100 * o->load, grouped((double)bg_sent),
+           grouped((double)bg_sent / (tg1 - tg0)), 100 * rate / rate_a, grouped((double)bg_sent),
            pct(lat, nl, 50), pct(lat, nl, 90), pct(lat, nl, 99),
            nl < 100 ? " (the max: under 100 risers)" : "", nl ? lat[nl - 1] : NAN, nl, rs.n);
     printf("  bursts of %d likes (distinct actors) sent over %.1f s; the daemon settled the "
