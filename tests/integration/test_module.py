@@ -5,6 +5,7 @@ them: one generation per slice sized from the slice before, a full table
 followed by one twice as large, a duplicate counted once, and a live table
 without the module failing the commit with a reason rather than
 forgetting ids. Skipped when the module was not built (no redismodule.h)."""
+import glob
 import math
 import os
 import random
@@ -99,6 +100,62 @@ class Commands(unittest.TestCase):
         with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
             self.has("s", 1)
         self.assertEqual(self.r.get("s"), b"a user's string")
+
+    def addn(self, base, parts, slots, ttl_ms, ids):
+        """ids: unsigned 64-bit, sent as the signed decimals nousu.lua sends."""
+        return self.r.execute_command("NOUSU.IDADDN", base, parts, slots, ttl_ms,
+                                      *(i - (1 << 64) if i >= 1 << 63 else i for i in ids))
+
+    def test_idaddn_puts_each_id_in_the_part_of_its_place_and_sets_ttls(self):
+        rng = random.Random(3)
+        ids = sorted((rng.getrandbits(64) for _ in range(400)), key=lambda i: i >> 48)
+        self.assertEqual(self.addn("g:t", 4, 4096, 90000, ids), 400)
+        for p in range(4):
+            self.assertEqual(table_ids(self.r.get("g:t%d" % p)),
+                             {i for i in ids if (i >> 48) // 16384 == p})
+            self.assertTrue(80000 < self.r.pttl("g:t%d" % p) <= 90000)
+        last = (1 << 64) - 5  # place 65535: the last part
+        self.assertEqual(self.addn("g:t", 4, 4096, 90000, ids[:10] + [last]), 1)
+        self.assertEqual(self.has("g:t3", -5), [1])
+        self.assertEqual(self.addn("g:t", 4, 4096, 90000, []), 0)
+
+    def test_idaddn_refusals_change_nothing(self):
+        self.add("g:t1", 64, *range(1, 50))
+        before = self.r.get("g:t1")
+        # part 0 would be fine, part 1 overflows (49 + 8 > 56): neither written
+        high = [(40000 << 48) + i for i in range(8)]
+        with self.assertRaisesRegex(redis.ResponseError, "full"):
+            self.addn("g:t", 2, 64, 1000, [100, 101] + high)
+        self.assertFalse(self.r.exists("g:t0"))
+        self.assertEqual((self.r.get("g:t1"), self.r.pttl("g:t1")), (before, -1))
+        for parts, ids, msg in ((3, [1], "power of 2"), (2, [high[0], 1], "ascend by place"),
+                                (2, [1, high[0], 5], "ascend by place")):
+            with self.assertRaisesRegex(redis.ResponseError, msg):
+                self.addn("g:t", parts, 64, 1000, ids)
+        with self.assertRaisesRegex(redis.ResponseError, "wrong number"):
+            self.r.execute_command("NOUSU.IDADDN", "g:t", 2, 64)
+        self.r.set("g:t0", "a user's string")
+        with self.assertRaisesRegex(redis.ResponseError, "WRONGTYPE"):
+            self.addn("g:t", 2, 64, 1000, [1, high[0]])
+        self.assertEqual(self.r.get("g:t1"), before)
+
+    def test_idaddn_is_in_the_aof_as_idadd_and_pexpireat(self):
+        self.redis.stop()
+        aof = RedisServer(self.dir, appendonly=True, module=MODULE_SO)
+        self.addCleanup(stop_pid, aof.proc)
+        high = 40000 << 48  # place 40000: part 1 of 2
+        aof.client.execute_command("NOUSU.IDADDN", "g:t", 2, 64, 600000, 7, 8, high - (1 << 64))
+        want = {k: (table_ids(aof.client.get(k)), aof.client.pexpiretime(k)) for k in ("g:t0", "g:t1")}
+        aof.stop()
+        text = b"".join(open(f, "rb").read()
+                        for f in glob.glob(os.path.join(self.dir, "appendonlydir", "*.aof")))
+        self.assertNotIn(b"IDADDN", text.upper())
+        self.assertIn(b"PEXPIREAT", text.upper())
+        again = RedisServer(self.dir, appendonly=True, module=MODULE_SO, expect_empty=False)
+        self.addCleanup(stop_pid, again.proc)
+        got = {k: (table_ids(again.client.get(k)), again.client.pexpiretime(k)) for k in want}
+        self.assertEqual(got, want)
+        self.assertEqual((want["g:t0"][0], want["g:t1"][0]), ({7, 8}, {high}))
 
     def test_tables_are_strings_for_a_redis_without_the_module(self):
         self.add("t", 64, 10, 20)
@@ -341,6 +398,24 @@ class Dedup(test_function.Function):
 
     def table_key(self, wall, part, gen=1):
         return "nousu:ids:%d:%d:t%d" % (wall // 60000, gen, part)
+
+    def test_without_nousu_idaddn_in_the_acl_the_function_uses_idadd(self):
+        self.r.execute_command("ACL", "SETUSER", "old", "on", ">pw", "~*", "&*", "+@all",
+                               "-nousu.idaddn")
+        rng = random.Random(4)
+        hashes = [rng.getrandbits(64) for _ in range(300)]
+        w0 = (self.now() // 60000) * 60000 + 1000
+        mine = self.r
+        self.r = redis.Redis(host="127.0.0.1", port=self.redis.port, username="old", password="pw")
+        try:
+            self.assertEqual(self.dedup_commit(hashes, w0), [300, 0])
+            self.assertEqual(self.dedup_commit(hashes[:50], w0 + 10), [0, 50])
+        finally:
+            self.r = mine
+        st = self.r.info("commandstats")
+        self.assertGreater(st["cmdstat_nousu.idadd"]["calls"], 0)
+        self.assertEqual(st.get("cmdstat_nousu.idaddn", {}).get("calls", 0), 0)
+        self.assertEqual(table_ids(self.table(w0, 1)), set(hashes))
 
     def test_sets_then_the_module(self):
         """Ids remembered in sets (before the module was loaded) are still
