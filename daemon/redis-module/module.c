@@ -2,7 +2,7 @@
  * at the floor of its cost per call, done in C for nousu.lua, which uses it
  * when a probe answers and does the same work itself when not.
  *
- *   NOUSU.IDADD, NOUSU.IDHAS   event-id tables (ids.c)
+ *   NOUSU.IDADD, IDHAS, IDADDN event-id tables (ids.c)
  *   NOUSU.HINTS                a commit's hinted runs (hints.c)
  *   NOUSU.STASH, NOUSU.HINTSOF a commit's hints kept out of Lua (stash.c)
  *
