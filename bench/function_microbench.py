@@ -35,7 +35,7 @@ import time
 import msgpack
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from harness import RedisServer  # noqa: E402
+from harness import MODULE_SO, RedisServer  # noqa: E402
 import test_runs  # noqa: E402
 
 HOUR = 3600 * 1000
@@ -208,12 +208,10 @@ def dedup_live_level(lua, entries, level):
 def module_hints(lua, now, rng):
     """The hints case in a Redis with the module: as arguments and stashed,
     in turn, best of 7 each."""
-    so = os.path.join(os.environ.get("NOUSU_BUILD", os.path.join(os.path.dirname(__file__),
-                                                                 "../build")), "nousu.so")
-    if not os.path.exists(so):
-        print("hints+module: skipped, %s not built" % so)
+    if not os.path.exists(MODULE_SO):
+        print("hints+module: skipped, %s not built" % MODULE_SO)
         return
-    with loaded_redis(lua, module=os.path.abspath(so)) as r:
+    with loaded_redis(lua, module=os.path.abspath(MODULE_SO)) as r:
         # 300 B states and 230 B of events a run; then about the bench's
         # half-load commits: 170 B states, 150 B of events (~2 a run)
         for state, fallback in ((300, 230), (170, 150)):

@@ -70,31 +70,60 @@ static int corrupt(RedisModuleCtx *ctx, RedisModuleString **argv, size_t done, l
     return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is corrupt: no empty slot");
 }
 
+/* A table's slots from an argument: 0, or -1 after replying. */
+static int parse_slots(RedisModuleCtx *ctx, RedisModuleString *arg, long long *slots) {
+    if (RedisModule_StringToLongLong(arg, slots) != REDISMODULE_OK || *slots < 0 ||
+        !idtable_slots_ok((uint64_t)*slots))
+        return RedisModule_ReplyWithError(ctx, "ERR nousu: slots must be from 64 to 2^30"), -1;
+    return 0;
+}
+
+/* Whether n more ids fit the table at key, or one of `slots` made for them
+ * when there is none: 0, or -1 after replying (not a table, full). Writes
+ * nothing: an IDADDN checks every part before its first write. */
+static int room_for(RedisModuleCtx *ctx, RedisModuleKey *key, long long slots, size_t n) {
+    uint64_t have = 0, limit = idtable_limit((uint64_t)slots);
+    if (RedisModule_KeyType(key) != REDISMODULE_KEYTYPE_EMPTY) {
+        size_t len;
+        unsigned char *buf = table_of(ctx, key, REDISMODULE_READ, &len);
+        if (!buf)
+            return -1;
+        have = idtable_count(buf), limit = idtable_limit(idtable_slots(len));
+    }
+    if (have + n > limit)
+        return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full"), -1;
+    return 0;
+}
+
+/* The table at key for writing, made of `slots` when there is none (after
+ * room_for); NULL after replying. */
+static unsigned char *table_made(RedisModuleCtx *ctx, RedisModuleKey *key, long long slots,
+                                 size_t *len) {
+    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY) {
+        if (RedisModule_StringTruncate(key, idtable_bytes((uint64_t)slots)) != REDISMODULE_OK) {
+            RedisModule_ReplyWithError(ctx, "ERR nousu: cannot make the table");
+            return NULL;
+        }
+        idtable_init(RedisModule_StringDMA(key, len, REDISMODULE_WRITE));
+    }
+    return table_of(ctx, key, REDISMODULE_WRITE, len);
+}
+
 static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
     RedisModule_AutoMemory(ctx); /* the key is closed with the command */
     if (argc < 3)
         return RedisModule_WrongArity(ctx);
     long long slots;
-    if (RedisModule_StringToLongLong(argv[2], &slots) != REDISMODULE_OK || slots < 0 ||
-        !idtable_slots_ok((uint64_t)slots))
-        return RedisModule_ReplyWithError(ctx, "ERR nousu: slots must be from 64 to 2^30");
+    if (parse_slots(ctx, argv[2], &slots) < 0)
+        return REDISMODULE_OK;
     uint64_t *ids = parse_ids(ctx, argv, 3, argc);
     if (!ids)
         return REDISMODULE_OK;
     size_t n = (size_t)(argc - 3), len;
     RedisModuleKey *key = RedisModule_OpenKey(ctx, argv[1], REDISMODULE_READ | REDISMODULE_WRITE);
-    if (RedisModule_KeyType(key) == REDISMODULE_KEYTYPE_EMPTY) {
-        if (n > idtable_limit((uint64_t)slots))
-            return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full");
-        if (RedisModule_StringTruncate(key, idtable_bytes((uint64_t)slots)) != REDISMODULE_OK)
-            return RedisModule_ReplyWithError(ctx, "ERR nousu: cannot make the table");
-        idtable_init(RedisModule_StringDMA(key, &len, REDISMODULE_WRITE));
-    }
-    unsigned char *buf = table_of(ctx, key, REDISMODULE_WRITE, &len);
-    if (!buf)
+    unsigned char *buf;
+    if (room_for(ctx, key, slots, n) < 0 || !(buf = table_made(ctx, key, slots, &len)))
         return REDISMODULE_OK;
-    if (idtable_count(buf) + n > idtable_limit(idtable_slots(len)))
-        return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full");
     long long added = 0;
     for (size_t i = 0; i < n; i++) {
         int rc = idtable_add(buf, len, ids[i]);
@@ -139,9 +168,8 @@ static int idaddn_parse(RedisModuleCtx *ctx, RedisModuleString **argv, int argc,
     if (RedisModule_StringToLongLong(argv[2], &a->parts) != REDISMODULE_OK || a->parts < 1 ||
         a->parts > PLACES || (a->parts & (a->parts - 1)) != 0)
         return RedisModule_ReplyWithError(ctx, "ERR nousu: parts must be a power of 2 up to 65536"), -1;
-    if (RedisModule_StringToLongLong(argv[3], &a->slots) != REDISMODULE_OK || a->slots < 0 ||
-        !idtable_slots_ok((uint64_t)a->slots))
-        return RedisModule_ReplyWithError(ctx, "ERR nousu: slots must be from 64 to 2^30"), -1;
+    if (parse_slots(ctx, argv[3], &a->slots) < 0)
+        return -1;
     if (RedisModule_StringToLongLong(argv[4], &a->ttl_ms) != REDISMODULE_OK || a->ttl_ms < 1)
         return RedisModule_ReplyWithError(ctx, "ERR nousu: the TTL must be a positive number of ms"), -1;
     a->n = (size_t)(argc - 5);
@@ -172,21 +200,14 @@ static long open_parts(RedisModuleCtx *ctx, RedisModuleString *base, const idadd
     long k = 0;
     while (i < a->n) {
         unsigned long long part = ID_PLACE(ids[i]) / width;
-        size_t j = i + 1, len;
+        size_t j = i + 1;
         while (j < a->n && ID_PLACE(ids[j]) / width == part)
             j++;
         st[k] = (stretch){.from = i, .to = j};
         st[k].name = RedisModule_CreateStringPrintf(ctx, "%.*s%llu", (int)blen, b, part);
         st[k].key = RedisModule_OpenKey(ctx, st[k].name, REDISMODULE_READ | REDISMODULE_WRITE);
-        uint64_t have = 0, limit = idtable_limit((uint64_t)a->slots);
-        if (RedisModule_KeyType(st[k].key) != REDISMODULE_KEYTYPE_EMPTY) {
-            unsigned char *buf = table_of(ctx, st[k].key, REDISMODULE_READ, &len);
-            if (!buf)
-                return -1;
-            have = idtable_count(buf), limit = idtable_limit(idtable_slots(len));
-        }
-        if (have + (j - i) > limit)
-            return RedisModule_ReplyWithError(ctx, "ERR nousu: the id table is full"), -1;
+        if (room_for(ctx, st[k].key, a->slots, j - i) < 0)
+            return -1;
         i = j, k++;
     }
     return k;
@@ -198,12 +219,9 @@ static long open_parts(RedisModuleCtx *ctx, RedisModuleString *base, const idadd
 static long long add_stretch(RedisModuleCtx *ctx, RedisModuleString **argv, const idaddn_args *a,
                              const uint64_t *ids, const stretch *s) {
     size_t len;
-    if (RedisModule_KeyType(s->key) == REDISMODULE_KEYTYPE_EMPTY) {
-        if (RedisModule_StringTruncate(s->key, idtable_bytes((uint64_t)a->slots)) != REDISMODULE_OK)
-            return RedisModule_ReplyWithError(ctx, "ERR nousu: cannot make the table"), -1;
-        idtable_init(RedisModule_StringDMA(s->key, &len, REDISMODULE_WRITE));
-    }
-    unsigned char *buf = (unsigned char *)RedisModule_StringDMA(s->key, &len, REDISMODULE_WRITE);
+    unsigned char *buf = table_made(ctx, s->key, a->slots, &len);
+    if (!buf)
+        return -1;
     long long added = 0;
     size_t i = s->from;
     int rc = 0;

@@ -68,9 +68,7 @@ static void expire_old(long long now_ms) {
         if (now_ms - e->at_ms > max_age_ms) {
             /* the key is the iterator's: copied to seek past it once deleted */
             RedisModuleString *k = RedisModule_CreateString(NULL, key, klen);
-            stash_bytes -= (long long)e->bytes;
-            entry_free(e);
-            RedisModule_DictDel(stash, k, NULL);
+            drop(k);
             RedisModule_DictIteratorReseek(it, ">", k);
             RedisModule_FreeString(NULL, k);
             n_expired++;
