@@ -39,6 +39,7 @@
 #include <msgpack.h>
 
 #include "decode.h"
+#include "mpread.h"
 
 /* Top-level array (1), event map (2), and six levels for values of unknown
  * keys: plenty for forward compatibility, small enough to keep on the stack. */
@@ -83,118 +84,6 @@ void decoder_set_limits(decoder *d, const decode_limits *lim) { d->lim = *lim; }
 
 /* ---- pass 1: structural pre-scan -------------------------------------- */
 
-/* One msgpack header: its own size, and either a payload size (scalars,
- * str, bin, ext) or a count of child objects (arrays: n, maps: 2n). */
-typedef struct mp_head {
-    uint64_t body;
-    uint64_t items;
-    uint32_t count; /* array elements or map pairs, as declared */
-    uint8_t hdr;
-    bool container;
-    bool array;
-} mp_head;
-
-static inline uint64_t be16(const uint8_t *p) { return (uint64_t)p[0] << 8 | p[1]; }
-
-static inline uint64_t be32(const uint8_t *p) {
-    return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
-}
-
-static inline void head_scalar(mp_head *h, uint8_t hdr, uint64_t body) {
-    h->hdr = hdr;
-    h->body = body;
-    h->container = false;
-}
-
-static inline void head_container(mp_head *h, uint8_t hdr, uint64_t n, bool array) {
-    h->hdr = hdr;
-    h->count = (uint32_t)n;
-    h->items = array ? n : 2 * n;
-    h->container = true;
-    h->array = array;
-}
-
-/* The big-endian length or count of lenbytes (1, 2 or 4) bytes after a
- * header's type byte. */
-static inline uint64_t var_len(const uint8_t *p, unsigned lenbytes) {
-    return lenbytes == 1 ? p[1] : lenbytes == 2 ? be16(p + 1) : be32(p + 1);
-}
-
-/* Parses the header at p (left > 0 bytes available). Only reads bytes of the
- * header itself, after checking they are there. Returns 0, or -1 for a byte
- * that is no msgpack header or a header cut short. */
-static int head_parse(const uint8_t *p, size_t left, mp_head *h) {
-    uint8_t b = p[0];
-    unsigned lb;
-
-    if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
-        head_scalar(h, 1, 0); /* fixint, nil, bool */
-        return 0;
-    }
-    if (b <= 0x8f) {
-        head_container(h, 1, b & 0x0f, false);
-        return 0;
-    }
-    if (b <= 0x9f) {
-        head_container(h, 1, b & 0x0f, true);
-        return 0;
-    }
-    if (b <= 0xbf) {
-        head_scalar(h, 1, b & 0x1f); /* fixstr */
-        return 0;
-    }
-    switch (b) {
-    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
-        lb = 1u << (b - 0xc4);
-        if (left < 1 + lb)
-            return -1;
-        head_scalar(h, (uint8_t)(1 + lb), var_len(p, lb));
-        return 0;
-    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
-        lb = 1u << (b - 0xd9);
-        if (left < 1 + lb)
-            return -1;
-        head_scalar(h, (uint8_t)(1 + lb), var_len(p, lb));
-        return 0;
-    case 0xc7: case 0xc8: case 0xc9: { /* ext 8/16/32: length, type, data */
-        lb = 1u << (b - 0xc7);
-        if (left < 1 + lb)
-            return -1;
-        uint64_t n = var_len(p, lb);
-        /* msgpack-c computes n + 1 in 32 bits: keep it from wrapping. */
-        if (n == UINT32_MAX)
-            return -1;
-        head_scalar(h, (uint8_t)(1 + lb), n + 1);
-        return 0;
-    }
-    case 0xca: head_scalar(h, 1, 4); return 0;  /* float 32 */
-    case 0xcb: head_scalar(h, 1, 8); return 0;  /* float 64 */
-    case 0xcc: case 0xd0: head_scalar(h, 1, 1); return 0;
-    case 0xcd: case 0xd1: head_scalar(h, 1, 2); return 0;
-    case 0xce: case 0xd2: head_scalar(h, 1, 4); return 0;
-    case 0xcf: case 0xd3: head_scalar(h, 1, 8); return 0;
-    case 0xd4: head_scalar(h, 1, 2); return 0;  /* fixext 1: type + data */
-    case 0xd5: head_scalar(h, 1, 3); return 0;
-    case 0xd6: head_scalar(h, 1, 5); return 0;
-    case 0xd7: head_scalar(h, 1, 9); return 0;
-    case 0xd8: head_scalar(h, 1, 17); return 0;
-    case 0xdc: case 0xdd: /* array 16/32 */
-        lb = b == 0xdc ? 2 : 4;
-        if (left < 1 + lb)
-            return -1;
-        head_container(h, (uint8_t)(1 + lb), var_len(p, lb), true);
-        return 0;
-    case 0xde: case 0xdf: /* map 16/32 */
-        lb = b == 0xde ? 2 : 4;
-        if (left < 1 + lb)
-            return -1;
-        head_container(h, (uint8_t)(1 + lb), var_len(p, lb), false);
-        return 0;
-    default: /* 0xc1: never used */
-        return -1;
-    }
-}
-
 /* What the pre-scan learned about a frame. */
 typedef struct frame_shape {
     bool array;   /* top level is an array (a batch), else a map */
@@ -215,7 +104,7 @@ static int prescan(const uint8_t *p, size_t len, decode_item *items, size_t max_
 
     for (;;) {
         mp_head h;
-        if (pos >= len || head_parse(p + pos, len - pos, &h) < 0)
+        if (pos >= len || mp_head_parse(p + pos, len - pos, &h) < 0)
             return -1;
         if (depth == 1 && shape.array)
             elem_start = pos;

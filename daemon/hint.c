@@ -9,8 +9,8 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "decode.h"
 #include "hint.h"
+#include "mpread.h"
 #include "wire.h"
 
 #define DAY_MS 86400000.0
@@ -27,92 +27,130 @@ typedef struct hstate {
     size_t niche_len;
 } hstate;
 
-/* The numbers every state has (new_state in nousu.lua, plus H). */
+/* The fields hint.c knows, in the order of NAMES: the numbers every state
+ * has (new_state in nousu.lua, plus H) come first, as doubles of hstate. */
+enum {
+    F_NOW, F_FIRST, F_H, F_FOL, F_FOLTS, F_BELOW, F_GBASE, F_NICHETS, F_EF, F_EFT, F_RE,
+    F_RIA, F_RSE, F_HE, F_R, F_CD, F_CUR, F_BD, F_NICHE, F__KNOWN, F_OTHER = F__KNOWN
+};
+#define N_NUMS (F_HE + 1)
+#define ALL_SEEN ((1u << (F_CD + 1)) - 1) /* the numbers, r and cd */
+
 static const struct {
     const char *name;
-    size_t off;
-} NUMS[] = {
-    {"now", offsetof(hstate, now)},         {"first", offsetof(hstate, first)},
-    {"H", offsetof(hstate, H)},             {"fol", offsetof(hstate, fol)},
-    {"folts", offsetof(hstate, folts)},     {"below", offsetof(hstate, below)},
-    {"gbase", offsetof(hstate, gbase)},     {"nichets", offsetof(hstate, nichets)},
-    {"ef", offsetof(hstate, ef)},           {"eft", offsetof(hstate, eft)},
-    {"rE", offsetof(hstate, rE)},           {"ria", offsetof(hstate, ria)},
-    {"rse", offsetof(hstate, rse)},         {"hE", offsetof(hstate, hE)},
+    size_t len;
+} NAMES[F__KNOWN] = {
+    [F_NOW] = {"now", 3},     [F_FIRST] = {"first", 5}, [F_H] = {"H", 1},
+    [F_FOL] = {"fol", 3},     [F_FOLTS] = {"folts", 5}, [F_BELOW] = {"below", 5},
+    [F_GBASE] = {"gbase", 5}, [F_NICHETS] = {"nichets", 7}, [F_EF] = {"ef", 2},
+    [F_EFT] = {"eft", 3},     [F_RE] = {"rE", 2},       [F_RIA] = {"ria", 3},
+    [F_RSE] = {"rse", 3},     [F_HE] = {"hE", 2},       [F_R] = {"r", 1},
+    [F_CD] = {"cd", 2},       [F_CUR] = {"cur", 3},     [F_BD] = {"bd", 2},
+    [F_NICHE] = {"niche", 5},
 };
-#define N_NUMS (sizeof NUMS / sizeof NUMS[0])
-#define ALL_SEEN ((1u << (N_NUMS + 2)) - 1) /* the numbers, r and cd */
+
+static double *num_field(hstate *s, int f) {
+    static const size_t off[N_NUMS] = {
+        offsetof(hstate, now),     offsetof(hstate, first), offsetof(hstate, H),
+        offsetof(hstate, fol),     offsetof(hstate, folts), offsetof(hstate, below),
+        offsetof(hstate, gbase),   offsetof(hstate, nichets), offsetof(hstate, ef),
+        offsetof(hstate, eft),     offsetof(hstate, rE),    offsetof(hstate, ria),
+        offsetof(hstate, rse),     offsetof(hstate, hE),
+    };
+    return (double *)((char *)s + off[f]);
+}
+
+/* Where each entry of the state map lies in its bytes, so that the new
+ * state is the old one with only the changed values packed again. States
+ * of nousu.lua have ~20 entries; more is not a state this code knows. */
+#define STATE_MAX_ENTRIES 32
+
+typedef struct entry {
+    uint32_t key, val, end; /* offsets of the key, the value, and past it */
+    int field;
+} entry;
+
+typedef struct layout {
+    entry e[STATE_MAX_ENTRIES];
+    uint32_t n, start; /* start: the first entry's offset, past the map header */
+} layout;
 
 /* ---- reading the state ------------------------------------------------------ */
 
-static bool num_of(const msgpack_object *o, double *ret) {
-    switch (o->type) {
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *ret = (double)o->via.u64;
-        return true;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *ret = (double)o->via.i64;
-        return true;
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        *ret = o->via.f64;
-        return true;
-    default:
-        return false;
-    }
+static int field_of(const char *k, size_t n) {
+    for (int f = 0; f < F__KNOWN; f++)
+        if (NAMES[f].len == n && memcmp(NAMES[f].name, k, n) == 0)
+            return f;
+    return F_OTHER;
 }
 
-static bool nums_of(const msgpack_object *o, double *ret, size_t n) {
-    if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != n)
+static bool nums_at(mpread *r, double *ret, size_t n) {
+    mp_head h;
+    if (mpread_head(r, &h) < 0 || !h.container || !h.array || h.count != n)
         return false;
     for (size_t i = 0; i < n; i++)
-        if (!num_of(&o->via.array.ptr[i], &ret[i]))
+        if (!mpread_num(r, &ret[i]))
             return false;
     return true;
 }
 
-static bool key_is(const msgpack_object *k, const char *name) {
-    size_t n = strlen(name);
-    return k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
-           memcmp(k->via.str.ptr, name, n) == 0;
-}
-
-/* One entry of the state map; false when it is not what nousu.lua writes. */
-static bool read_entry(const msgpack_object_kv *kv, hstate *s, unsigned *seen) {
-    for (size_t i = 0; i < N_NUMS; i++)
-        if (key_is(&kv->key, NUMS[i].name)) {
-            *seen |= 1u << i;
-            return num_of(&kv->val, (double *)((char *)s + NUMS[i].off));
-        }
-    if (key_is(&kv->key, "r")) {
-        *seen |= 1u << N_NUMS;
-        return nums_of(&kv->val, s->r, EV__COUNT);
-    }
-    if (key_is(&kv->key, "cd")) {
-        *seen |= 1u << (N_NUMS + 1);
-        return nums_of(&kv->val, s->cd, 3);
-    }
-    if (key_is(&kv->key, "cur"))
-        return (s->has_cur = nums_of(&kv->val, s->cur, B_LEN));
-    if (key_is(&kv->key, "bd"))
+/* The value of field f; false when it is not what nousu.lua writes. */
+static bool read_value(mpread *r, int f, hstate *s) {
+    if (f < N_NUMS)
+        return mpread_num(r, num_field(s, f));
+    switch (f) {
+    case F_R:
+        return nums_at(r, s->r, EV__COUNT);
+    case F_CD:
+        return nums_at(r, s->cd, 3);
+    case F_CUR:
+        return (s->has_cur = nums_at(r, s->cur, B_LEN));
+    case F_NICHE:
+        return mpread_str(r, &s->niche, &s->niche_len);
+    case F_BD:
         s->has_bd = true;
-    if (key_is(&kv->key, "niche")) {
-        if (kv->val.type != MSGPACK_OBJECT_STR)
-            return false;
-        s->niche = kv->val.via.str.ptr, s->niche_len = kv->val.via.str.size;
+        return mpread_skip(r) == 0;
+    default:
+        return mpread_skip(r) == 0;
     }
+}
+
+/* One entry of the map: a key that is no str is no field of ours. */
+static bool read_entry(mpread *r, entry *e, hstate *s, unsigned *seen) {
+    const char *k;
+    size_t kn;
+    e->key = (uint32_t)r->pos;
+    e->field = F_OTHER;
+    if (mpread_str(r, &k, &kn))
+        e->field = field_of(k, kn);
+    else if (mpread_skip(r) < 0)
+        return false;
+    if (e->field != F_OTHER) {
+        if (*seen & 1u << e->field)
+            return false; /* twice: which one would Lua have read? */
+        *seen |= 1u << e->field;
+    }
+    e->val = (uint32_t)r->pos;
+    if (!read_value(r, e->field, s))
+        return false;
+    e->end = (uint32_t)r->pos;
     return true;
 }
 
-static bool read_state(const msgpack_object *map, hstate *s) {
-    if (map->type != MSGPACK_OBJECT_MAP)
+static bool read_state(const char *state, size_t len, hstate *s, layout *lo) {
+    mpread r;
+    mp_head h;
+    mpread_init(&r, state, len);
+    if (len > UINT32_MAX || mpread_head(&r, &h) < 0 || !h.container || h.array ||
+        h.count > STATE_MAX_ENTRIES)
         return false;
     memset(s, 0, sizeof *s);
+    lo->n = h.count, lo->start = (uint32_t)r.pos;
     unsigned seen = 0;
-    for (uint32_t i = 0; i < map->via.map.size; i++)
-        if (!read_entry(&map->via.map.ptr[i], s, &seen))
+    for (uint32_t i = 0; i < h.count; i++)
+        if (!read_entry(&r, &lo->e[i], s, &seen))
             return false;
-    return seen == ALL_SEEN;
+    return r.pos == len && (seen & ALL_SEEN) == ALL_SEEN;
 }
 
 /* ---- the rules (Creator:conditions, cooling, may_fire) ------------------------ */
@@ -222,40 +260,40 @@ static void pack_nums(msgpack_packer *pk, const double *v, size_t n) {
         pack_num(pk, v[i]);
 }
 
-/* The value of a field the run changes; false for the others. */
-static bool pack_changed(msgpack_packer *pk, const msgpack_object *key, const hstate *s) {
-    if (key_is(key, "now"))
-        pack_num(pk, s->now);
-    else if (key_is(key, "rE"))
-        pack_num(pk, s->rE);
-    else if (key_is(key, "ria"))
-        pack_num(pk, s->ria);
-    else if (key_is(key, "rse"))
-        pack_num(pk, s->rse);
-    else if (key_is(key, "nichets"))
-        pack_num(pk, s->nichets);
-    else if (key_is(key, "r"))
+/* Whether the run may change field f: its value is packed again. */
+static bool changed(int f) {
+    return f == F_NOW || f == F_RE || f == F_RIA || f == F_RSE || f == F_NICHETS ||
+           f == F_R || f == F_CUR || f == F_NICHE;
+}
+
+static void pack_value(msgpack_packer *pk, int f, const hstate *s) {
+    if (f < N_NUMS)
+        pack_num(pk, *num_field((hstate *)s, f));
+    else if (f == F_R)
         pack_nums(pk, s->r, EV__COUNT);
-    else if (key_is(key, "cur"))
+    else if (f == F_CUR)
         pack_nums(pk, s->cur, B_LEN);
-    else if (key_is(key, "niche"))
-        wire_pack_str(pk, s->niche, s->niche_len);
     else
-        return false;
-    return true;
+        wire_pack_str(pk, s->niche, s->niche_len);
 }
 
 /* The state map again, with the run's changes; cur and niche added when the
- * run made them. */
-static void pack_state(msgpack_packer *pk, const msgpack_object *map, const hstate *s,
-                       bool add_cur, bool add_niche) {
-    msgpack_pack_map(pk, map->via.map.size + add_cur + add_niche);
-    for (uint32_t i = 0; i < map->via.map.size; i++) {
-        const msgpack_object_kv *kv = &map->via.map.ptr[i];
-        msgpack_pack_object(pk, kv->key);
-        if (!pack_changed(pk, &kv->key, s))
-            msgpack_pack_object(pk, kv->val);
+ * run made them. Every byte between two changed values (keys included) is
+ * copied as it was. */
+static void pack_state(msgpack_packer *pk, mpbuf *out, const char *state, const layout *lo,
+                       const hstate *s, bool add_cur, bool add_niche) {
+    msgpack_pack_map(pk, lo->n + add_cur + add_niche);
+    uint32_t from = lo->start;
+    for (uint32_t i = 0; i < lo->n; i++) {
+        const entry *e = &lo->e[i];
+        if (!changed(e->field))
+            continue;
+        mpbuf_write(out, state + from, e->val - from);
+        pack_value(pk, e->field, s);
+        from = e->end;
     }
+    uint32_t end = lo->n ? lo->e[lo->n - 1].end : lo->start;
+    mpbuf_write(out, state + from, end - from);
     if (add_cur) {
         wire_pack_str(pk, "cur", 3);
         pack_nums(pk, s->cur, B_LEN);
@@ -305,29 +343,19 @@ static int pack_hint(msgpack_packer *pk, const char *state, size_t len,
 
 int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p) {
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    size_t off = 0;
     hstate s;
-    memset(&s, 0, sizeof s);
-    bool new_bucket = false;
-    int rc = 0;
+    layout lo;
     /* Redis holds what nousu.lua wrote; still, bytes that are not what they
-     * should be must cost no more than their size (decode_prescan). */
-    if (state && decode_prescan(state, len) == 0 &&
-        msgpack_unpack_next(&up, state, len, &off) == MSGPACK_UNPACK_SUCCESS &&
-        off == len && read_state(&up.data, &s) && hot(&s, pl, run, p)) {
-        bool had_niche = s.niche != NULL;
-        new_bucket = !s.has_cur;
-        apply(&s, pl, run, p);
-        mpbuf_clear(scratch);
-        msgpack_packer sp;
-        mpbuf_packer_init(&sp, scratch);
-        pack_state(&sp, &up.data, &s, new_bucket, !had_niche && s.niche);
-        rc = scratch->failed ? -ENOMEM : 1;
-    }
-    if (rc == 1)
-        rc = pack_hint(pk, state, len, scratch, &s, new_bucket, pl, run);
-    msgpack_unpacked_destroy(&up);
-    return rc;
+     * should be only cost their reading (mpread checks every length). */
+    if (!state || !read_state(state, len, &s, &lo) || !hot(&s, pl, run, p))
+        return 0;
+    bool had_niche = s.niche != NULL, new_bucket = !s.has_cur;
+    apply(&s, pl, run, p);
+    mpbuf_clear(scratch);
+    msgpack_packer sp;
+    mpbuf_packer_init(&sp, scratch);
+    pack_state(&sp, scratch, state, &lo, &s, new_bucket, !had_niche && s.niche);
+    if (scratch->failed)
+        return -ENOMEM;
+    return pack_hint(pk, state, len, scratch, &s, new_bucket, pl, run);
 }
