@@ -1,45 +1,16 @@
 /* fuzz_hint.c -- libFuzzer target for hint_pack (hint.c), which decodes a
  * creator's state bytes as read from Redis: any bytes must give a hint or
  * nil, never a crash or a leak; a hint holds a state that decodes again. The
- * run is fixed: three events of one creator in bucket 480000 (hour buckets),
- * so that seeds with H = 480000 reach the hot path. */
+ * run is fixed, tests/hint_run.h's: three events of one creator in bucket
+ * 480000 (hour buckets), so that seeds with H = 480000 reach the hot path. */
 #include <msgpack.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../hint_run.h"
 #include "hint.h"
 #include "plan.h"
-
-#define HOUR_MS 3600000LL
-#define TS (480000 * HOUR_MS + 1000)
-
-static void event_at(decode_item *it, int type, int64_t ts, const char *actor) {
-    memset(it, 0, sizeof *it);
-    it->ev.creator = (strref){"fz", 2};
-    it->ev.type = (event_type)type;
-    it->ev.ts = ts;
-    it->ev.n = 1;
-    it->ev.followers = -1;
-    it->ev.sponsored = -1;
-    if (actor)
-        it->ev.actor = (strref){actor, (uint32_t)strlen(actor)};
-    it->ev.raw = (strref){"\x80", 1};
-}
-
-static commit_params params(void) {
-    commit_params p = {
-        .wall_ms = TS, .bucket_ms = HOUR_MS, .recent = 25, .hist = 168,
-        .lateness_ms = 2 * HOUR_MS, .cooldown_ms = 24 * HOUR_MS, .max_checkpoints = 4,
-        .det = {.micro_min = 1000, .micro_max = 10000, .prior_rate = 0.03,
-                .min_history_ms = 72 * HOUR_MS, .rising_min_engagement = 50,
-                .rising_min_velocity = 3, .rising_min_z = 4, .rising_min_rate = 0.03,
-                .suspicious_follower_jump = 0.2, .suspicious_max_velocity = 1.5},
-    };
-    for (int t = 0; t < EV__COUNT; t++)
-        p.weight[t] = t;
-    return p;
-}
 
 /* A hint is n objects (hint.h): old, new, h, new bucket, niche, now, the
  * number of actors, the actors; new is a map. */
@@ -69,16 +40,14 @@ static void check_hint(const char *buf, size_t len, int n) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     decode_item items[3];
-    event_at(&items[0], 1, TS, "a");
-    event_at(&items[1], 2, TS + 5, "b");
-    event_at(&items[2], 0, TS + 9, NULL);
+    hint_run_events(items);
     batch_unit unit = {.source = SOURCE_INGEST, .n_items = 3};
     batch b = {.items = items, .n_items = 3, .cap_items = 3, .units = &unit, .n_units = 1,
                .cap_units = 1};
     plan pl;
     if (plan_build(&pl, &b, HOUR_MS) < 0 || pl.n_runs != 1)
         abort();
-    commit_params p = params();
+    commit_params p = hint_run_params();
     msgpack_sbuffer out;
     mpbuf scratch;
     msgpack_sbuffer_init(&out);

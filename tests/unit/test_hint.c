@@ -3,9 +3,8 @@
  * they were, in their order; cur is made when the run opens the bucket;
  * and a state that is not one nousu.lua writes (a key twice, a field
  * missing or of the wrong shape, trailing bytes, too many entries) gets no
- * hint. The run is fuzz_hint.c's: three events of one creator in bucket
- * 480000 (hour buckets), weights 0, 1, 2 for types 0, 1, 2, the first
- * (type 1) sponsored. */
+ * hint. The run is tests/hint_run.h's (three events in bucket 480000, the
+ * weight of type t is t), its first event (type 1) sponsored. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,38 +14,9 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
+#include "../hint_run.h"
 #include "hint.h"
 #include "plan.h"
-
-#define HOUR_MS 3600000LL
-#define TS (480000 * HOUR_MS + 1000)
-
-static void event_at(decode_item *it, int type, int64_t ts, const char *actor) {
-    memset(it, 0, sizeof *it);
-    it->ev.creator = (strref){"c1", 2};
-    it->ev.type = (event_type)type;
-    it->ev.ts = ts;
-    it->ev.n = 1;
-    it->ev.followers = -1;
-    it->ev.sponsored = -1;
-    if (actor)
-        it->ev.actor = (strref){actor, (uint32_t)strlen(actor)};
-    it->ev.raw = (strref){"\x80", 1};
-}
-
-static commit_params params(void) {
-    commit_params p = {
-        .wall_ms = TS, .bucket_ms = HOUR_MS, .recent = 25, .hist = 168,
-        .lateness_ms = 2 * HOUR_MS, .cooldown_ms = 24 * HOUR_MS, .max_checkpoints = 4,
-        .det = {.micro_min = 1000, .micro_max = 10000, .prior_rate = 0.03,
-                .min_history_ms = 72 * HOUR_MS, .rising_min_engagement = 50,
-                .rising_min_velocity = 3, .rising_min_z = 4, .rising_min_rate = 0.03,
-                .suspicious_follower_jump = 0.2, .suspicious_max_velocity = 1.5},
-    };
-    for (int t = 0; t < EV__COUNT; t++)
-        p.weight[t] = t;
-    return p;
-}
 
 /* ---- states ------------------------------------------------------------ */
 
@@ -100,6 +70,15 @@ static void state(sbuf *b, bool cur, bool niche, const char *omit, unsigned extr
         key(&b->pk, "niche"), key(&b->pk, "cats");
 }
 
+/* n entries x0..x(n-1), all nil: keys of no field. */
+static void nil_entries(sbuf *b, int n) {
+    for (int i = 0; i < n; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "x%d", i);
+        key(&b->pk, k), msgpack_pack_nil(&b->pk);
+    }
+}
+
 /* ---- the hint ------------------------------------------------------------ */
 
 typedef struct result {
@@ -113,9 +92,7 @@ typedef struct result {
 
 static void hint_of(const sbuf *b, result *res) {
     decode_item items[3];
-    event_at(&items[0], 1, TS, "a");
-    event_at(&items[1], 2, TS + 5, "b");
-    event_at(&items[2], 0, TS + 9, NULL);
+    hint_run_events(items);
     items[0].ev.sponsored = 1;
     batch_unit unit = {.source = SOURCE_INGEST, .n_items = 3};
     batch bt = {.items = items, .n_items = 3, .cap_items = 3, .units = &unit, .n_units = 1,
@@ -123,7 +100,7 @@ static void hint_of(const sbuf *b, result *res) {
     plan pl;
     assert_int_equal(plan_build(&pl, &bt, HOUR_MS), 0);
     assert_int_equal(pl.n_runs, 1);
-    commit_params p = params();
+    commit_params p = hint_run_params();
     sbuf out;
     mpbuf scratch;
     sbuf_init(&out);
@@ -321,11 +298,7 @@ static void test_states_not_known_get_no_hint(void **unused) {
     msgpack_sbuffer_destroy(&b.sb);
     sbuf_init(&b); /* 33 entries */
     state(&b, true, true, NULL, 15);
-    for (int i = 0; i < 15; i++) {
-        char k[8];
-        snprintf(k, sizeof k, "x%d", i);
-        key(&b.pk, k), msgpack_pack_nil(&b.pk);
-    }
+    nil_entries(&b, 15);
     no_hint(&b);
     msgpack_sbuffer_destroy(&b.sb);
 }
@@ -335,11 +308,7 @@ static void test_32_entries_still_a_state(void **unused) {
     sbuf b;
     sbuf_init(&b);
     state(&b, true, true, NULL, 14);
-    for (int i = 0; i < 14; i++) {
-        char k[8];
-        snprintf(k, sizeof k, "x%d", i);
-        key(&b.pk, k), msgpack_pack_nil(&b.pk);
-    }
+    nil_entries(&b, 14);
     result res;
     hint_of(&b, &res);
     assert_int_equal(res.rc, HINT_FIXED + 2);
