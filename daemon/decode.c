@@ -14,13 +14,11 @@
  *     walk records where each top-level array element starts and ends, which
  *     is every event's raw bytes without re-encoding.
  *
- *  2. Per event, msgpack_unpack() into a zone the decoder owns, validated
- *     into a fixed struct event. msgpack-c makes str and bin objects point
- *     into the input (template_callback_str/bin set via.str.ptr = p), so every
- *     strref points into the caller's frame. The zone is cleared after each
- *     event: msgpack_zone_clear() frees every chunk but the first and rewinds
- *     it, so a normal event (< ~170 keys) never calls malloc, and one huge
- *     event does not keep its memory after the frame.
+ *  2. Per event, the map is read in place (mpread.h): each known key's value
+ *     becomes a small tagged value whose strings point into the caller's
+ *     frame; unknown keys and their values are skipped over. No allocation,
+ *     no object tree: msgpack_unpack() into a zone, which this replaced, was
+ *     as costly as the whole pre-scan (docs/performance.md, session 23).
  *
  * Order of checks, first hit wins:
  *   frame:  oversize (len > max_frame_bytes), malformed (prescan),
@@ -36,16 +34,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <msgpack.h>
-
 #include "decode.h"
 #include "mpread.h"
 
 /* Top-level array (1), event map (2), and six levels for values of unknown
  * keys: plenty for forward compatibility, small enough to keep on the stack. */
 #define DECODE_MAX_DEPTH 8
-/* One chunk holds the msgpack_object_kv of a ~170-key event. */
-#define DECODE_ZONE_CHUNK 8192
 
 #define CREATOR_MAX 128
 #define ID_MAX 64
@@ -57,7 +51,6 @@
 
 struct decoder {
     decode_limits lim;
-    msgpack_zone zone;
 };
 
 decoder *decoder_new(const decode_limits *lim) {
@@ -65,17 +58,12 @@ decoder *decoder_new(const decode_limits *lim) {
     if (!d)
         return NULL;
     d->lim = *lim;
-    if (!msgpack_zone_init(&d->zone, DECODE_ZONE_CHUNK)) {
-        free(d);
-        return NULL;
-    }
     return d;
 }
 
 void decoder_destroy(decoder **d) {
     if (!d || !*d)
         return;
-    msgpack_zone_destroy(&(*d)->zone);
     free(*d);
     *d = NULL;
 }
@@ -186,9 +174,30 @@ static int key_index(const char *s, uint32_t n) {
     }
 }
 
-static inline bool absent(const msgpack_object *o) {
-    return !o || o->type == MSGPACK_OBJECT_NIL;
-}
+/* A known key's value as read in place. The kinds are the ones SPEC §3's
+ * fields tell apart; an int is V_UINT when >= 0 in any encoding (signed ones
+ * included, as msgpack-c unpacked them), V_INT only when negative. Strings
+ * point into the frame. */
+typedef enum val_kind {
+    V_ABSENT = 0, /* key not in the map */
+    V_NIL, V_BOOL, V_UINT, V_INT, V_STR, V_BIN,
+    V_OTHER /* float, ext, array, map */
+} val_kind;
+
+typedef struct val {
+    val_kind kind;
+    union {
+        uint64_t u;
+        int64_t i;
+        bool b;
+        struct {
+            const char *ptr;
+            uint32_t len;
+        } s;
+    } via;
+} val;
+
+static inline bool absent(const val *o) { return o->kind <= V_NIL; }
 
 static inline bool cont(uint8_t c) { return (c & 0xc0) == 0x80; }
 
@@ -238,43 +247,33 @@ static bool niche_text_ok(const uint8_t *s, size_t n) {
 
 /* A string field (str or bin, the same bytes) of 1..max bytes into *ref.
  * Absent or nil leaves *ref empty. */
-static reject_reason field_bytes(const msgpack_object *o, uint32_t max, reject_reason bad,
+static reject_reason field_bytes(const val *o, uint32_t max, reject_reason bad,
                                  strref *ref) {
-    const char *ptr;
-    uint32_t n;
-
     if (absent(o))
         return REJECT_NONE;
-    if (o->type == MSGPACK_OBJECT_STR) {
-        ptr = o->via.str.ptr;
-        n = o->via.str.size;
-    } else if (o->type == MSGPACK_OBJECT_BIN) {
-        ptr = o->via.bin.ptr;
-        n = o->via.bin.size;
-    } else {
+    if (o->kind != V_STR && o->kind != V_BIN)
         return REJECT_BAD_TYPE;
-    }
-    if (n == 0 || n > max)
+    if (o->via.s.len == 0 || o->via.s.len > max)
         return bad;
-    ref->ptr = ptr;
-    ref->len = n;
+    ref->ptr = o->via.s.ptr;
+    ref->len = o->via.s.len;
     return REJECT_NONE;
 }
 
 /* An int field within lo..hi (hi >= 0) into *v; absent or nil leaves *v.
  * Both msgpack int families are compared without wrapping. */
-static reject_reason field_int(const msgpack_object *o, int64_t lo, int64_t hi,
-                               reject_reason bad, int64_t *v) {
+static reject_reason field_int(const val *o, int64_t lo, int64_t hi, reject_reason bad,
+                               int64_t *v) {
     int64_t x;
 
     if (absent(o))
         return REJECT_NONE;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        if (o->via.u64 > (uint64_t)hi)
+    if (o->kind == V_UINT) {
+        if (o->via.u > (uint64_t)hi)
             return bad;
-        x = (int64_t)o->via.u64;
-    } else if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
-        x = o->via.i64;
+        x = (int64_t)o->via.u;
+    } else if (o->kind == V_INT) {
+        x = o->via.i;
     } else {
         return REJECT_BAD_TYPE;
     }
@@ -301,24 +300,24 @@ static uint32_t format_int(char out[24], bool neg, uint64_t mag) {
 }
 
 /* actor: str/bin 1..128 bytes, or any int (as its decimal, SPEC §3). */
-static reject_reason field_actor(const msgpack_object *o, event *ev) {
+static reject_reason field_actor(const val *o, event *ev) {
     if (absent(o))
         return REJECT_NONE;
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+    if (o->kind == V_UINT) {
         ev->actor.ptr = NULL;
-        ev->actor.len = format_int(ev->actor_num, false, o->via.u64);
+        ev->actor.len = format_int(ev->actor_num, false, o->via.u);
         return REJECT_NONE;
     }
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+    if (o->kind == V_INT) {
         ev->actor.ptr = NULL;
         /* Negate in unsigned arithmetic: INT64_MIN has no int64 opposite. */
-        ev->actor.len = format_int(ev->actor_num, true, 0 - (uint64_t)o->via.i64);
+        ev->actor.len = format_int(ev->actor_num, true, 0 - (uint64_t)o->via.i);
         return REJECT_NONE;
     }
     return field_bytes(o, ACTOR_MAX, REJECT_BAD_ACTOR, &ev->actor);
 }
 
-static reject_reason field_creator(const msgpack_object *o, event *ev) {
+static reject_reason field_creator(const val *o, event *ev) {
     if (absent(o))
         return REJECT_MISSING_CREATOR;
     reject_reason r = field_bytes(o, CREATOR_MAX, REJECT_BAD_CREATOR, &ev->creator);
@@ -329,7 +328,7 @@ static reject_reason field_creator(const msgpack_object *o, event *ev) {
     return REJECT_NONE;
 }
 
-static reject_reason field_type(const msgpack_object *o, event *ev) {
+static reject_reason field_type(const val *o, event *ev) {
     strref s = {0};
     if (absent(o))
         return REJECT_MISSING_TYPE;
@@ -344,7 +343,7 @@ static reject_reason field_type(const msgpack_object *o, event *ev) {
     return REJECT_NONE;
 }
 
-static reject_reason field_niche(const msgpack_object *o, event *ev) {
+static reject_reason field_niche(const val *o, event *ev) {
     reject_reason r = field_bytes(o, NICHE_MAX, REJECT_BAD_NICHE, &ev->niche);
     if (r)
         return r;
@@ -353,12 +352,12 @@ static reject_reason field_niche(const msgpack_object *o, event *ev) {
     return REJECT_NONE;
 }
 
-static reject_reason field_sponsored(const msgpack_object *o, event *ev) {
+static reject_reason field_sponsored(const val *o, event *ev) {
     if (absent(o))
         return REJECT_NONE;
-    if (o->type != MSGPACK_OBJECT_BOOLEAN)
+    if (o->kind != V_BOOL)
         return REJECT_BAD_TYPE;
-    ev->sponsored = o->via.boolean ? 1 : 0;
+    ev->sponsored = o->via.b ? 1 : 0;
     return REJECT_NONE;
 }
 
@@ -370,36 +369,97 @@ static bool in_future(int64_t ts, int64_t now_ms, int64_t future_ms) {
     return ts > limit;
 }
 
-/* Validates one unpacked map into *ev (see the file comment for the order). */
-static reject_reason event_from_map(const msgpack_object_map *m, int64_t now_ms,
-                                    int64_t future_ms, event *ev) {
-    const msgpack_object *v[K__COUNT] = {0};
+/* The value at the cursor, which moves past it. -1 when it is cut short or
+ * malformed, which the pre-scan has ruled out. */
+static int read_val(mpread *r, val *v) {
+    uint8_t b = r->p[r->pos];
+    mp_head h;
+    size_t at = r->pos;
+
+    if (mpread_head(r, &h) < 0)
+        return -1;
+    const uint8_t *body = r->p + r->pos;
+    uint64_t u = 0;
+    if (b <= 0x7f) {
+        *v = (val){.kind = V_UINT, .via.u = b};
+    } else if (b >= 0xe0) {
+        *v = (val){.kind = V_INT, .via.i = (int8_t)b};
+    } else if (b == 0xc0) {
+        v->kind = V_NIL;
+    } else if (b == 0xc2 || b == 0xc3) {
+        *v = (val){.kind = V_BOOL, .via.b = b == 0xc3};
+    } else if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) ||
+               (b >= 0xc4 && b <= 0xc6)) {
+        /* prescan() refused frames of 4 GiB and more: the length fits. */
+        v->kind = b >= 0xc4 && b <= 0xc6 ? V_BIN : V_STR;
+        v->via.s.ptr = (const char *)body;
+        v->via.s.len = (uint32_t)h.body;
+    } else if (b >= 0xcc && b <= 0xd3) {
+        for (unsigned i = 0; i < h.body; i++)
+            u = u << 8 | body[i];
+        if (b >= 0xd0) { /* int 8/16/32/64 */
+            int64_t x = b == 0xd0 ? (int8_t)u : b == 0xd1 ? (int16_t)u
+                      : b == 0xd2 ? (int32_t)u : (int64_t)u;
+            *v = x < 0 ? (val){.kind = V_INT, .via.i = x}
+                       : (val){.kind = V_UINT, .via.u = (uint64_t)x};
+        } else {
+            *v = (val){.kind = V_UINT, .via.u = u};
+        }
+    } else {
+        v->kind = V_OTHER; /* float, ext, or a container, skipped whole */
+        if (h.container) {
+            r->pos = at;
+            return mpread_skip(r);
+        }
+    }
+    if (!h.container)
+        r->pos += (size_t)h.body;
+    return 0;
+}
+
+/* Reads the map of count pairs at the cursor: each known key's value into
+ * v[] (V_ABSENT stays for keys not there), the rest passed over. Returns
+ * REJECT_NONE, REJECT_DUPLICATE_KEY at the first known key seen twice, or -1
+ * for bytes the pre-scan should have refused. */
+static int read_fields(mpread *r, uint32_t count, val v[K__COUNT]) {
+    for (uint32_t i = 0; i < count; i++) {
+        const char *key;
+        size_t klen;
+        int k = -1;
+        if (mpread_str(r, &key, &klen))
+            k = key_index(key, (uint32_t)klen);
+        else if (mpread_skip(r) < 0) /* forward compatibility: not ours */
+            return -1;
+        if (k < 0) {
+            if (mpread_skip(r) < 0)
+                return -1;
+            continue;
+        }
+        if (v[k].kind != V_ABSENT)
+            return REJECT_DUPLICATE_KEY;
+        if (read_val(r, &v[k]) < 0)
+            return -1;
+    }
+    return REJECT_NONE;
+}
+
+/* Validates one event's fields into *ev (see the file comment for the order). */
+static reject_reason event_from_fields(const val v[K__COUNT], int64_t now_ms,
+                                       int64_t future_ms, event *ev) {
     reject_reason r;
 
-    for (uint32_t i = 0; i < m->size; i++) {
-        const msgpack_object *key = &m->ptr[i].key;
-        if (key->type != MSGPACK_OBJECT_STR)
-            continue; /* forward compatibility: not ours */
-        int k = key_index(key->via.str.ptr, key->via.str.size);
-        if (k < 0)
-            continue;
-        if (v[k])
-            return REJECT_DUPLICATE_KEY;
-        v[k] = &m->ptr[i].val;
-    }
-
-    if ((r = field_creator(v[K_CREATOR], ev)) || (r = field_type(v[K_TYPE], ev)))
+    if ((r = field_creator(&v[K_CREATOR], ev)) || (r = field_type(&v[K_TYPE], ev)))
         return r;
-    if (absent(v[K_TS]))
+    if (absent(&v[K_TS]))
         return REJECT_MISSING_TS;
-    if ((r = field_int(v[K_TS], 1, INT64_MAX, REJECT_BAD_TS, &ev->ts)) ||
-        (r = field_bytes(v[K_ID], ID_MAX, REJECT_BAD_ID, &ev->id)) ||
-        (r = field_int(v[K_N], 1, N_MAX, REJECT_BAD_N, &ev->n)) ||
-        (r = field_int(v[K_FOLLOWERS], 0, FOLLOWERS_MAX, REJECT_BAD_FOLLOWERS,
+    if ((r = field_int(&v[K_TS], 1, INT64_MAX, REJECT_BAD_TS, &ev->ts)) ||
+        (r = field_bytes(&v[K_ID], ID_MAX, REJECT_BAD_ID, &ev->id)) ||
+        (r = field_int(&v[K_N], 1, N_MAX, REJECT_BAD_N, &ev->n)) ||
+        (r = field_int(&v[K_FOLLOWERS], 0, FOLLOWERS_MAX, REJECT_BAD_FOLLOWERS,
                        &ev->followers)) ||
-        (r = field_niche(v[K_NICHE], ev)) || (r = field_actor(v[K_ACTOR], ev)) ||
-        (r = field_bytes(v[K_POST], POST_MAX, REJECT_BAD_POST, &ev->post)) ||
-        (r = field_sponsored(v[K_SPONSORED], ev)))
+        (r = field_niche(&v[K_NICHE], ev)) || (r = field_actor(&v[K_ACTOR], ev)) ||
+        (r = field_bytes(&v[K_POST], POST_MAX, REJECT_BAD_POST, &ev->post)) ||
+        (r = field_sponsored(&v[K_SPONSORED], ev)))
         return r;
     if (in_future(ev->ts, now_ms, future_ms))
         return REJECT_FUTURE;
@@ -417,27 +477,27 @@ static inline void event_reset(event *ev, const uint8_t *raw, size_t len) {
 }
 
 /* Decodes the event at base[start, end), already vetted by prescan(), into
- * *item. Returns 0, or -ENOMEM when msgpack-c fails: after the pre-scan
- * accepted these bytes, running out of zone memory is all that is left. */
-static int decode_unit(decoder *d, const uint8_t *base, size_t start, size_t end,
+ * *item. Returns 0, or -1 should the bytes disagree with the pre-scan. */
+static int decode_unit(const decoder *d, const uint8_t *base, size_t start, size_t end,
                        int64_t now_ms, decode_item *item) {
-    msgpack_object obj;
-    size_t off = start;
+    val v[K__COUNT] = {0};
+    mpread r;
+    mp_head h;
 
     event_reset(&item->ev, base + start, end - start);
     if (!is_map_head(base[start])) {
         item->reason = REJECT_NOT_A_MAP;
         return 0;
     }
-    msgpack_unpack_return ur = msgpack_unpack((const char *)base, end, &off, &d->zone, &obj);
-    int rc = 0;
-    if (ur != MSGPACK_UNPACK_SUCCESS || off != end || obj.type != MSGPACK_OBJECT_MAP)
-        rc = -ENOMEM;
-    else
-        item->reason = event_from_map(&obj.via.map, now_ms, d->lim.future_ms, &item->ev);
-    /* Strings live in the frame, not the zone: the zone can go right away. */
-    msgpack_zone_clear(&d->zone);
-    return rc;
+    mpread_init(&r, base + start, end - start);
+    if (mpread_head(&r, &h) < 0)
+        return -1;
+    int rc = read_fields(&r, h.count, v);
+    if (rc < 0 || (rc == REJECT_NONE && r.pos != r.len))
+        return -1;
+    item->reason = rc ? (reject_reason)rc
+                      : event_from_fields(v, now_ms, d->lim.future_ms, &item->ev);
+    return 0;
 }
 
 /* ---- frames ----------------------------------------------------------- */
@@ -468,7 +528,7 @@ int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
 
     if (!shape.array) {
         if (decode_unit(d, p, 0, len, now_ms, &items[0]) < 0)
-            return -ENOMEM;
+            return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
         n = 1;
     } else {
         if (shape.count > max_items)
@@ -476,7 +536,7 @@ int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
         for (n = 0; n < shape.count; n++) {
             size_t start = (size_t)((const uint8_t *)items[n].ev.raw.ptr - p);
             if (decode_unit(d, p, start, start + items[n].ev.raw.len, now_ms, &items[n]) < 0)
-                return -ENOMEM;
+                return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
         }
     }
     *ret_n = n;

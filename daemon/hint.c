@@ -27,7 +27,7 @@ typedef struct hstate {
     size_t niche_len;
 } hstate;
 
-/* The fields hint.c knows, in the order of NAMES: the numbers every state
+/* The fields hint.c knows (field_of spells them): the numbers every state
  * has (new_state in nousu.lua, plus H) come first, as doubles of hstate. */
 enum {
     F_NOW, F_FIRST, F_H, F_FOL, F_FOLTS, F_BELOW, F_GBASE, F_NICHETS, F_EF, F_EFT, F_RE,
@@ -35,19 +35,6 @@ enum {
 };
 #define N_NUMS (F_HE + 1)
 #define ALL_SEEN ((1u << (F_CD + 1)) - 1) /* the numbers, r and cd */
-
-static const struct {
-    const char *name;
-    size_t len;
-} NAMES[F__KNOWN] = {
-    [F_NOW] = {"now", 3},     [F_FIRST] = {"first", 5}, [F_H] = {"H", 1},
-    [F_FOL] = {"fol", 3},     [F_FOLTS] = {"folts", 5}, [F_BELOW] = {"below", 5},
-    [F_GBASE] = {"gbase", 5}, [F_NICHETS] = {"nichets", 7}, [F_EF] = {"ef", 2},
-    [F_EFT] = {"eft", 3},     [F_RE] = {"rE", 2},       [F_RIA] = {"ria", 3},
-    [F_RSE] = {"rse", 3},     [F_HE] = {"hE", 2},       [F_R] = {"r", 1},
-    [F_CD] = {"cd", 2},       [F_CUR] = {"cur", 3},     [F_BD] = {"bd", 2},
-    [F_NICHE] = {"niche", 5},
-};
 
 static double *num_field(hstate *s, int f) {
     static const size_t off[N_NUMS] = {
@@ -77,11 +64,26 @@ typedef struct layout {
 
 /* ---- reading the state ------------------------------------------------------ */
 
+/* The field a state key names. A switch on the length, then memcmp()s of a
+ * constant length, which gcc inlines: a search over a table of names cost a
+ * memcmp() call per name, 4% of the daemon's instructions (session 23). */
 static int field_of(const char *k, size_t n) {
-    for (int f = 0; f < F__KNOWN; f++)
-        if (NAMES[f].len == n && memcmp(NAMES[f].name, k, n) == 0)
-            return f;
-    return F_OTHER;
+#define IS(lit) (memcmp(k, lit, sizeof(lit) - 1) == 0)
+    switch (n) {
+    case 1: return k[0] == 'H' ? F_H : k[0] == 'r' ? F_R : F_OTHER;
+    case 2:
+        return IS("rE") ? F_RE : IS("hE") ? F_HE : IS("ef") ? F_EF : IS("cd") ? F_CD
+             : IS("bd") ? F_BD : F_OTHER;
+    case 3:
+        return IS("now") ? F_NOW : IS("ria") ? F_RIA : IS("rse") ? F_RSE : IS("cur") ? F_CUR
+             : IS("fol") ? F_FOL : IS("eft") ? F_EFT : F_OTHER;
+    case 5:
+        return IS("first") ? F_FIRST : IS("folts") ? F_FOLTS : IS("below") ? F_BELOW
+             : IS("gbase") ? F_GBASE : IS("niche") ? F_NICHE : F_OTHER;
+    case 7: return IS("nichets") ? F_NICHETS : F_OTHER;
+    default: return F_OTHER;
+    }
+#undef IS
 }
 
 static bool nums_at(mpread *r, double *ret, size_t n) {

@@ -3,17 +3,6 @@
 
 #include "mpread.h"
 
-int mpread_head(mpread *r, mp_head *h) {
-    if (r->pos >= r->len || mp_head_parse(r->p + r->pos, r->len - r->pos, h) < 0)
-        return -1;
-    size_t left = r->len - r->pos - h->hdr;
-    /* Every child takes at least one byte: no count may exceed what is left. */
-    if (h->container ? h->items > left : h->body > left)
-        return -1;
-    r->pos += h->hdr;
-    return 0;
-}
-
 int mpread_skip(mpread *r) {
     uint64_t left[MPREAD_MAX_DEPTH]; /* children still to pass per open container */
     unsigned depth = 0;
@@ -77,20 +66,5 @@ bool mpread_num(mpread *r, double *ret) {
     default:   *ret = (double)(int64_t)u; break;
     }
     r->pos += 1u + size_of[b - 0xca];
-    return true;
-}
-
-bool mpread_str(mpread *r, const char **ret, size_t *len) {
-    if (r->pos >= r->len)
-        return false;
-    uint8_t b = r->p[r->pos];
-    if (!((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb)))
-        return false;
-    mpread at = *r;
-    mp_head h;
-    if (mpread_head(&at, &h) < 0)
-        return false;
-    *ret = (const char *)at.p + at.pos, *len = (size_t)h.body;
-    r->pos = at.pos + (size_t)h.body;
     return true;
 }

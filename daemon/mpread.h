@@ -137,8 +137,18 @@ static inline void mpread_init(mpread *r, const void *p, size_t len) {
 
 /* The header at the cursor, which moves past it (only the header). -1 when
  * the bytes end or hold no header; a container's count and a scalar's body
- * are also checked against the bytes left. */
-int mpread_head(mpread *r, mp_head *h);
+ * are also checked against the bytes left. Inline, as are mpread_str: the
+ * event decoder reads every key and value of every event with them. */
+static inline int mpread_head(mpread *r, mp_head *h) {
+    if (r->pos >= r->len || mp_head_parse(r->p + r->pos, r->len - r->pos, h) < 0)
+        return -1;
+    size_t left = r->len - r->pos - h->hdr;
+    /* Every child takes at least one byte: no count may exceed what is left. */
+    if (h->container ? h->items > left : h->body > left)
+        return -1;
+    r->pos += h->hdr;
+    return 0;
+}
 
 /* Containers one object may nest (decode.c's pre-scan allows as many in a
  * whole frame): msgpack-c's unpacker stops at 32, Lua's cmsgpack at 16, so
@@ -154,6 +164,27 @@ int mpread_skip(mpread *r);
 bool mpread_num(mpread *r, double *ret);
 
 /* A str object: false, cursor unmoved, for any other object. */
-bool mpread_str(mpread *r, const char **ret, size_t *len);
+static inline bool mpread_str(mpread *r, const char **ret, size_t *len) {
+    if (r->pos >= r->len)
+        return false;
+    uint8_t b = r->p[r->pos];
+    size_t at = r->pos + 1, n;
+    if (b >= 0xa0 && b <= 0xbf) { /* fixstr, most keys and short values */
+        n = b & 0x1f;
+    } else if (b >= 0xd9 && b <= 0xdb) {
+        mpread big = *r;
+        mp_head h;
+        if (mpread_head(&big, &h) < 0)
+            return false;
+        at = big.pos, n = (size_t)h.body;
+    } else {
+        return false;
+    }
+    if (n > r->len - at)
+        return false;
+    *ret = (const char *)r->p + at, *len = n;
+    r->pos = at + n;
+    return true;
+}
 
 #endif

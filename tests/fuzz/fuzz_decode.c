@@ -2,10 +2,14 @@
  *
  * Besides "no crash, no leak, no huge allocation" it checks the decoder's
  * contract on every input, and that the pre-scan agrees with msgpack-c: a
- * frame the pre-scan lets through must unpack completely. Small limits
+ * frame the pre-scan lets through must unpack completely, and an accepted
+ * event's fields must be the ones msgpack-c finds in its map (the decoder
+ * reads in place, msgpack-c is the second, independent reader). Small limits
  * (4,000-byte frames, 32-event batches) put oversize and batch_too_large
  * within reach of fuzzer-sized inputs. */
+#include <inttypes.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +50,68 @@ static void check_event(const event *e, const uint8_t *data, size_t size) {
         check(e->actor.len <= 128 && inside(e->actor, data, size));
     else
         check(e->actor.len < sizeof e->actor_num && strlen(e->actor_num) == e->actor.len);
+}
+
+/* The value of the first str key named key, or NULL; nil counts as absent. */
+static const msgpack_object *lookup(const msgpack_object_map *m, const char *key) {
+    size_t n = strlen(key);
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == n &&
+            memcmp(k->via.str.ptr, key, n) == 0)
+            return m->ptr[i].val.type == MSGPACK_OBJECT_NIL ? NULL : &m->ptr[i].val;
+    }
+    return NULL;
+}
+
+/* The str or bin o is exactly the bytes r points at; no o, no r. */
+static bool same_bytes(const msgpack_object *o, strref r) {
+    if (!o)
+        return r.len == 0;
+    if (o->type == MSGPACK_OBJECT_STR)
+        return r.ptr == o->via.str.ptr && r.len == o->via.str.size;
+    return o->type == MSGPACK_OBJECT_BIN && r.ptr == o->via.bin.ptr && r.len == o->via.bin.size;
+}
+
+/* A non-negative int o, or dflt when there is no o. */
+static int64_t int_or(const msgpack_object *o, int64_t dflt) {
+    if (!o)
+        return dflt;
+    check(o->type == MSGPACK_OBJECT_POSITIVE_INTEGER);
+    return (int64_t)o->via.u64;
+}
+
+static void check_fields_agree(msgpack_zone *z, const event *e) {
+    msgpack_object obj;
+    size_t off = 0;
+    check(msgpack_unpack(e->raw.ptr, e->raw.len, &off, z, &obj) == MSGPACK_UNPACK_SUCCESS);
+    check(obj.type == MSGPACK_OBJECT_MAP);
+    const msgpack_object_map *m = &obj.via.map;
+    check(same_bytes(lookup(m, "creator"), e->creator) && same_bytes(lookup(m, "id"), e->id));
+    check(same_bytes(lookup(m, "niche"), e->niche) && same_bytes(lookup(m, "post"), e->post));
+    const msgpack_object *t = lookup(m, "type");
+    const char *name = event_type_name(e->type);
+    strref tr = {t->type == MSGPACK_OBJECT_STR ? t->via.str.ptr : t->via.bin.ptr,
+                 (uint32_t)strlen(name)};
+    check(same_bytes(t, tr) && memcmp(tr.ptr, name, tr.len) == 0);
+    check(int_or(lookup(m, "ts"), 0) == e->ts && int_or(lookup(m, "n"), 1) == e->n);
+    check(int_or(lookup(m, "followers"), -1) == e->followers);
+    const msgpack_object *s = lookup(m, "sponsored");
+    check(s ? s->type == MSGPACK_OBJECT_BOOLEAN && s->via.boolean == e->sponsored
+            : e->sponsored == -1);
+    const msgpack_object *a = lookup(m, "actor");
+    if (a && (a->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
+              a->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)) {
+        char dec[24];
+        if (a->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+            snprintf(dec, sizeof dec, "%" PRIu64, a->via.u64);
+        else
+            snprintf(dec, sizeof dec, "%" PRId64, a->via.i64);
+        check(!e->actor.ptr && strcmp(e->actor_num, dec) == 0);
+    } else {
+        check(same_bytes(a, e->actor));
+    }
+    msgpack_zone_clear(z);
 }
 
 /* The pre-scan accepted data: msgpack-c must consume exactly all of it. */
@@ -94,8 +160,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (next)
             check((const uint8_t *)it->ev.raw.ptr == next);
         next = (const uint8_t *)it->ev.raw.ptr + it->ev.raw.len;
-        if (it->reason == REJECT_NONE)
+        if (it->reason == REJECT_NONE) {
             check_event(&it->ev, data, size);
+            check_fields_agree(z, &it->ev);
+        }
     }
     if (n > 0)
         check(next == data + size);

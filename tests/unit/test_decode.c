@@ -340,10 +340,20 @@ static const ecase EVENT_CASES[] = {
     {"sponsored nil", REJECT_NONE, {NIL("sponsored")}},
     {"sponsored int", REJECT_BAD_TYPE, {I("sponsored", 1)}},
     {"sponsored str", REJECT_BAD_TYPE, {S("sponsored", "true")}},
+    {"sponsored empty map", REJECT_BAD_TYPE, {RAW("sponsored", "\x80")}},
+    {"n fixext", REJECT_BAD_TYPE, {RAW("n", "\xd4\x01\x02")}},
+    {"n ext8", REJECT_BAD_TYPE, {RAW("n", "\xc7\x01\x05\x00")}},
+    {"n array", REJECT_BAD_TYPE, {RAW("n", "\x91\x01")}},
+    {"creator map", REJECT_BAD_TYPE, {RAW("creator", "\x81\xa1x\xa1y")}},
+    {"followers nested array", REJECT_BAD_TYPE, {RAW("followers", "\x92\x91\x01\x80")}},
 
     {"duplicate ts", REJECT_DUPLICATE_KEY, {ADD_I("ts", TS)}},
     {"duplicate creator", REJECT_DUPLICATE_KEY, {ADD_S("creator", "ig:alice_knits")}},
     {"duplicate nil id", REJECT_DUPLICATE_KEY, {NIL("id"), ADD_NIL("id")}},
+    {"duplicate after a nested value", REJECT_DUPLICATE_KEY,
+     {RAW("x", "\x92\x81\xa2ts\x01\x90"), ADD_I("ts", TS)}},
+    {"duplicate of an array-valued key", REJECT_DUPLICATE_KEY,
+     {RAW("n", "\x91\x01"), ADD_I("n", 1)}},
     {"unknown key twice", REJECT_NONE, {ADD_I("x", 1), ADD_I("x", 2)}},
     {"unknown key nested", REJECT_NONE, {RAW("extra", "\x81\xa1" "a\x93\x01\x02\x81\xa1" "b\xc0")}},
     {"unknown key ext", REJECT_NONE, {RAW("extra", "\xd4\x01\x02"), RAW("e2", "\xc7\x00\x05")}},
@@ -635,6 +645,79 @@ static void test_int_actor(void **state) {
         /* a copied event keeps its actor */
         event copy = *e;
         assert_memory_equal(event_actor(&copy), cases[c].dec, copy.actor.len);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* tag, then v big-endian in the width that tag declares (msgpack int
+ * 8..64 and uint 8..64, including non-minimal ones). Returns the length. */
+static size_t pack_wide_int(uint8_t tag, uint64_t v, char out[9]) {
+    static const unsigned width[] = {1, 2, 4, 8}; /* 0xcc..0xcf, 0xd0..0xd3 */
+    unsigned w = width[(tag - 0xcc) % 4];
+    out[0] = (char)tag;
+    for (unsigned i = 0; i < w; i++)
+        out[1 + i] = (char)(v >> (8 * (w - 1 - i)));
+    return 1 + w;
+}
+
+/* Every int encoding, minimal or not, gives the same value and bounds: a
+ * non-negative value in a signed encoding is no negative number. */
+static void test_wide_ints(void **state) {
+    fx *f = *state;
+    static const struct {
+        const char *key;
+        uint8_t tag;
+        int64_t v;
+        reject_reason want;
+        const char *actor; /* for key "actor" */
+    } cases[] = {
+        {"ts", 0xcf, TS, REJECT_NONE, NULL},
+        {"ts", 0xd3, TS, REJECT_NONE, NULL},
+        {"ts", 0xd3, -1, REJECT_BAD_TS, NULL},
+        {"ts", 0xd0, -1, REJECT_BAD_TS, NULL},
+        {"n", 0xcc, 5, REJECT_NONE, NULL},
+        {"n", 0xcd, 5, REJECT_NONE, NULL},
+        {"n", 0xce, 5, REJECT_NONE, NULL},
+        {"n", 0xcf, 5, REJECT_NONE, NULL},
+        {"n", 0xd0, 5, REJECT_NONE, NULL},
+        {"n", 0xd1, 5, REJECT_NONE, NULL},
+        {"n", 0xd2, 5, REJECT_NONE, NULL},
+        {"n", 0xd3, 5, REJECT_NONE, NULL},
+        {"n", 0xd0, -5, REJECT_BAD_N, NULL},
+        {"n", 0xd2, 1000001, REJECT_BAD_N, NULL},
+        {"followers", 0xd1, 4200, REJECT_NONE, NULL},
+        {"followers", 0xd2, -1, REJECT_BAD_FOLLOWERS, NULL},
+        {"followers", 0xd3, 10000000000LL, REJECT_NONE, NULL},
+        {"actor", 0xd0, -7, REJECT_NONE, "-7"},
+        {"actor", 0xd1, -129, REJECT_NONE, "-129"},
+        {"actor", 0xd3, 7, REJECT_NONE, "7"},
+        {"actor", 0xcc, 200, REJECT_NONE, "200"},
+        {"actor", 0xd3, INT64_MIN, REJECT_NONE, "-9223372036854775808"},
+    };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (size_t c = 0; c < NELEM(cases); c++) {
+        char raw[9];
+        kv over[2] = {{.key = cases[c].key, .kind = V_RAW, .s = raw}};
+        over[0].len = pack_wide_int(cases[c].tag, (uint64_t)cases[c].v, raw);
+        msgpack_sbuffer_clear(&sb);
+        pack_event(&sb, over, NELEM(over));
+        decode(f, sb.data, sb.size);
+        const event *e = &f->items[0].ev;
+        if (f->items[0].reason != cases[c].want)
+            fail_msg("%s as 0x%02x %lld: got %s, expected %s", cases[c].key, cases[c].tag,
+                     (long long)cases[c].v, reject_reason_name(f->items[0].reason),
+                     reject_reason_name(cases[c].want));
+        if (cases[c].want != REJECT_NONE)
+            continue;
+        if (cases[c].actor) {
+            assert_int_equal(e->actor.len, strlen(cases[c].actor));
+            assert_memory_equal(event_actor(e), cases[c].actor, e->actor.len);
+            continue;
+        }
+        int64_t got = strcmp(cases[c].key, "ts") == 0 ? e->ts
+                      : strcmp(cases[c].key, "n") == 0 ? e->n : e->followers;
+        assert_int_equal(got, cases[c].v);
     }
     msgpack_sbuffer_destroy(&sb);
 }
@@ -1009,6 +1092,7 @@ int main(void) {
         cmocka_unit_test(test_bin_strings),
         cmocka_unit_test(test_every_type),
         cmocka_unit_test(test_int_actor),
+        cmocka_unit_test(test_wide_ints),
         cmocka_unit_test(test_batch_every_field),
         cmocka_unit_test(test_mixed_batch),
         cmocka_unit_test(test_batch_limit),
