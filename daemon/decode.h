@@ -1,10 +1,10 @@
 /* decode.h -- frame bytes -> events + rejection reasons (SPEC §3).
  *
- * Pure: no I/O, no logging, no global state. A hardened structural pre-scan
- * checks every msgpack container header against the bytes left and caps the
- * nesting depth *before* msgpack-c allocates anything; then msgpack-c unpacks
- * into a zone the decoder reuses, and each map is validated into a fixed
- * struct event whose strings point into the caller's frame. */
+ * Pure: no I/O, no logging, no global state, no allocation per frame. A
+ * hardened structural pre-scan checks every msgpack container header against
+ * the bytes left and caps the nesting depth; then each event map is read in
+ * place and validated into a fixed struct event whose strings point into the
+ * caller's frame. */
 #ifndef NOUSU_DECODE_H
 #define NOUSU_DECODE_H
 

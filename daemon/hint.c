@@ -11,7 +11,6 @@
 
 #include "hint.h"
 #include "mpread.h"
-#include "wire.h"
 
 #define DAY_MS 86400000.0
 #define EXACT_INT 9007199254740992.0 /* 2^53 */
@@ -249,17 +248,17 @@ static void apply(hstate *s, const plan *pl, const plan_run *run, const commit_p
 /* ---- writing ------------------------------------------------------------------ */
 
 /* As cmsgpack packs a Lua number: an integer when it is one. */
-static void pack_num(msgpack_packer *pk, double v) {
+static void pack_num(mpbuf *out, double v) {
     if (v == floor(v) && fabs(v) < EXACT_INT)
-        msgpack_pack_int64(pk, (int64_t)v);
+        mpbuf_int(out, (int64_t)v);
     else
-        msgpack_pack_double(pk, v);
+        mpbuf_double(out, v);
 }
 
-static void pack_nums(msgpack_packer *pk, const double *v, size_t n) {
-    msgpack_pack_array(pk, n);
+static void pack_nums(mpbuf *out, const double *v, size_t n) {
+    mpbuf_array(out, n);
     for (size_t i = 0; i < n; i++)
-        pack_num(pk, v[i]);
+        pack_num(out, v[i]);
 }
 
 /* Whether the run may change field f: its value is packed again. */
@@ -268,82 +267,79 @@ static bool changed(int f) {
            f == F_R || f == F_CUR || f == F_NICHE;
 }
 
-static void pack_value(msgpack_packer *pk, int f, const hstate *s) {
+static void pack_value(mpbuf *out, int f, const hstate *s) {
     if (f < N_NUMS)
-        pack_num(pk, *num_field((hstate *)s, f));
+        pack_num(out, *num_field((hstate *)s, f));
     else if (f == F_R)
-        pack_nums(pk, s->r, EV__COUNT);
+        pack_nums(out, s->r, EV__COUNT);
     else if (f == F_CUR)
-        pack_nums(pk, s->cur, B_LEN);
+        pack_nums(out, s->cur, B_LEN);
     else
-        wire_pack_str(pk, s->niche, s->niche_len);
+        mpbuf_str(out, s->niche, s->niche_len);
 }
 
 /* The state map again, with the run's changes; cur and niche added when the
  * run made them. Every byte between two changed values (keys included) is
  * copied as it was. */
-static void pack_state(msgpack_packer *pk, mpbuf *out, const char *state, const layout *lo,
-                       const hstate *s, bool add_cur, bool add_niche) {
-    msgpack_pack_map(pk, lo->n + add_cur + add_niche);
+static void pack_state(mpbuf *out, const char *state, const layout *lo, const hstate *s,
+                       bool add_cur, bool add_niche) {
+    mpbuf_map(out, lo->n + add_cur + add_niche);
     uint32_t from = lo->start;
     for (uint32_t i = 0; i < lo->n; i++) {
         const entry *e = &lo->e[i];
         if (!changed(e->field))
             continue;
         mpbuf_write(out, state + from, e->val - from);
-        pack_value(pk, e->field, s);
+        pack_value(out, e->field, s);
         from = e->end;
     }
     uint32_t end = lo->n ? lo->e[lo->n - 1].end : lo->start;
     mpbuf_write(out, state + from, end - from);
     if (add_cur) {
-        wire_pack_str(pk, "cur", 3);
-        pack_nums(pk, s->cur, B_LEN);
+        mpbuf_str(out, "cur", 3);
+        pack_nums(out, s->cur, B_LEN);
     }
     if (add_niche) {
-        wire_pack_str(pk, "niche", 5);
-        wire_pack_str(pk, s->niche, s->niche_len);
+        mpbuf_str(out, "niche", 5);
+        mpbuf_str(out, s->niche, s->niche_len);
     }
 }
 
 /* The number of actors, then each: their count is the run's last element. */
-static uint32_t pack_actors(msgpack_packer *pk, const plan *pl, const plan_run *run) {
+static uint32_t pack_actors(mpbuf *out, const plan *pl, const plan_run *run) {
     uint32_t n = 0;
     for (size_t k = 0; k < run->n; k++) {
         const event *e = plan_run_event(pl, run, k)->ev;
         n += event_has_engager(e);
     }
-    msgpack_pack_uint32(pk, n);
+    mpbuf_uint(out, n);
     for (size_t k = 0; k < run->n; k++) {
         const event *e = plan_run_event(pl, run, k)->ev;
         if (event_has_engager(e))
-            wire_pack_str(pk, event_actor(e), e->actor.len);
+            mpbuf_str(out, event_actor(e), e->actor.len);
     }
     return n;
 }
 
 /* The hint's objects (hint.h); returns how many. */
-static int pack_hint(msgpack_packer *pk, const char *state, size_t len,
+static int pack_hint(mpbuf *out, const char *state, size_t len,
                      const mpbuf *new_state, const hstate *s, bool new_bucket,
                      const plan *pl, const plan_run *run) {
-    wire_pack_str(pk, state, len);
-    wire_pack_str(pk, new_state->sb.data, new_state->sb.size);
+    mpbuf_str(out, state, len);
+    mpbuf_str(out, new_state->sb.data, new_state->sb.size);
     char h[24]; /* a string: it only goes into a key name, unconverted */
     int hl = snprintf(h, sizeof h, "%lld", (long long)s->H);
-    wire_pack_str(pk, h, (size_t)hl);
-    if (new_bucket)
-        msgpack_pack_true(pk);
-    else
-        msgpack_pack_false(pk);
+    mpbuf_str(out, h, (size_t)hl);
+    mpbuf_bool(out, new_bucket);
     if (s->niche)
-        wire_pack_str(pk, s->niche, s->niche_len);
+        mpbuf_str(out, s->niche, s->niche_len);
     else
-        msgpack_pack_false(pk);
-    pack_num(pk, s->now);
-    return HINT_FIXED + (int)pack_actors(pk, pl, run);
+        mpbuf_bool(out, false);
+    pack_num(out, s->now);
+    return HINT_FIXED + (int)pack_actors(out, pl, run);
 }
 
-int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
+int hint_pack(mpbuf *out, mpbuf *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p) {
     hstate s;
     layout lo;
@@ -354,10 +350,8 @@ int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
     bool had_niche = s.niche != NULL, new_bucket = !s.has_cur;
     apply(&s, pl, run, p);
     mpbuf_clear(scratch);
-    msgpack_packer sp;
-    mpbuf_packer_init(&sp, scratch);
-    pack_state(&sp, scratch, state, &lo, &s, new_bucket, !had_niche && s.niche);
+    pack_state(scratch, state, &lo, &s, new_bucket, !had_niche && s.niche);
     if (scratch->failed)
         return -ENOMEM;
-    return pack_hint(pk, state, len, scratch, &s, new_bucket, pl, run);
+    return pack_hint(out, state, len, scratch, &s, new_bucket, pl, run);
 }

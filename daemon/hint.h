@@ -11,7 +11,6 @@
 #ifndef NOUSU_HINT_H
 #define NOUSU_HINT_H
 
-#include <msgpack.h>
 #include <stddef.h>
 
 #include "mpbuf.h"
@@ -21,7 +20,7 @@
 /* The objects of a hint before its actors (see hint_pack). */
 #define HINT_FIXED 7
 
-/* Pack the hint of run, from the creator's state bytes as read from Redis:
+/* Pack into out the hint of run, from the creator's state bytes as read from Redis:
  * a sequence of msgpack objects, not an array (wire.c lays hints out flat,
  * one after another, so that Redis makes no table per hint):
  *   old bytes, new bytes, bucket (decimal string), new bucket?, niche or
@@ -29,7 +28,7 @@
  * Nothing is packed when the run is not hot or the state is not one this
  * code knows. scratch holds the new state while it is built. Returns the
  * number of objects packed (HINT_FIXED + n), 0 (none) or -ENOMEM. */
-int hint_pack(msgpack_packer *pk, mpbuf *scratch, const char *state, size_t len,
+int hint_pack(mpbuf *out, mpbuf *scratch, const char *state, size_t len,
               const plan *pl, const plan_run *run, const commit_params *p);
 
 #endif

@@ -48,7 +48,6 @@ struct store {
     dl_entry *dlq;
     size_t dl_n;
     mpbuf sb;
-    msgpack_packer pk;
     /* the runs form of a commit: the events of one run, the ids, their runs */
     mpbuf ids, owners;
     wire_bufs wb;
@@ -92,7 +91,6 @@ store *store_new(const store_opts *o) {
         return NULL;
     }
     mpbuf_init(&s->sb);
-    mpbuf_packer_init(&s->pk, &s->sb);
     wire_bufs_init(&s->wb);
     mpbuf_init(&s->ids);
     mpbuf_init(&s->owners);
@@ -258,9 +256,7 @@ int store_connect(store *s) {
 
 /* ---- msgpack helpers ---------------------------------------------------- */
 
-#define pack_str wire_pack_str
-
-static void pack_cstr(msgpack_packer *pk, const char *p) { pack_str(pk, p, strlen(p)); }
+static void pack_cstr(mpbuf *out, const char *p) { mpbuf_str(out, p, strlen(p)); }
 
 static double mp_num(const msgpack_object *o) {
     switch (o->type) {
@@ -623,21 +619,18 @@ static void cache_sent(const plan *pl, const wire_state *states, const mpbuf *ne
  * s->owners; with hints, from the states in cache. */
 static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit_params *p,
                           bool claim, uint64_t seq, state_cache *cache, uint32_t *ret_hints) {
-    msgpack_packer ids, owners;
     mpbuf_clear(&s->sb);
     mpbuf_clear(&s->ids);
     mpbuf_clear(&s->owners);
-    mpbuf_packer_init(&ids, &s->ids);
-    mpbuf_packer_init(&owners, &s->owners);
     wire_state *states = NULL;
     if (p->hints != COMMIT_HINTS_OFF && cache) {
         if (!(states = calloc(pl->n_runs ? pl->n_runs : 1, sizeof *states)))
             return -ENOMEM;
         known_states(pl, cache, states);
     }
-    int hints = wire_pack_runs(&s->pk, &s->wb, s->prefix, b, pl,
+    int hints = wire_pack_runs(&s->sb, &s->wb, s->prefix, b, pl,
                                states, p);
-    int rc = hints < 0 || wire_pack_ids(&ids, &owners, pl, claim ? s->idf : NULL, p) < 0 ||
+    int rc = hints < 0 || wire_pack_ids(&s->ids, &s->owners, pl, claim ? s->idf : NULL, p) < 0 ||
                      s->sb.failed ||
                      s->ids.failed || s->owners.failed
                  ? -ENOMEM
@@ -694,7 +687,7 @@ static void chain_sent(store *s, const char *commit_id) {
 static int send_events_form(store *s, const batch *b, const plan *pl, const commit_params *p,
                             const char *commit_id, const char *after) {
     mpbuf_clear(&s->sb);
-    wire_pack_events(&s->pk, s->prefix, b, p);
+    wire_pack_events(&s->sb, s->prefix, b, p);
     if (s->sb.failed)
         return -ENOMEM;
     hold_ids(s, pl, p);
@@ -1025,19 +1018,19 @@ int store_top(store *s, const char *niche, size_t n, int64_t stale_ms, top_entry
 
 static int append_board(store *s, const board_update *u, size_t n) {
     mpbuf_clear(&s->sb);
-    msgpack_pack_array(&s->pk, 2);
-    pack_cstr(&s->pk, s->prefix);
-    msgpack_pack_array(&s->pk, n);
+    mpbuf_array(&s->sb, 2);
+    pack_cstr(&s->sb, s->prefix);
+    mpbuf_array(&s->sb, n);
     for (size_t i = 0; i < n; i++) {
-        msgpack_pack_array(&s->pk, 5);
-        pack_cstr(&s->pk, u[i].creator);
+        mpbuf_array(&s->sb, 5);
+        pack_cstr(&s->sb, u[i].creator);
         if (u[i].niche)
-            pack_cstr(&s->pk, u[i].niche);
+            pack_cstr(&s->sb, u[i].niche);
         else
-            msgpack_pack_nil(&s->pk);
-        msgpack_pack_int(&s->pk, u[i].add ? 1 : 0);
-        msgpack_pack_double(&s->pk, u[i].z);
-        msgpack_pack_double(&s->pk, u[i].velocity);
+            mpbuf_nil(&s->sb);
+        mpbuf_int(&s->sb, u[i].add ? 1 : 0);
+        mpbuf_double(&s->sb, u[i].z);
+        mpbuf_double(&s->sb, u[i].velocity);
     }
     if (s->sb.failed)
         return -ENOMEM;
@@ -1048,21 +1041,21 @@ static int append_board(store *s, const board_update *u, size_t n) {
 
 static int append_alert(store *s, const alert_request *a, size_t maxlen) {
     mpbuf_clear(&s->sb);
-    msgpack_pack_array(&s->pk, 11);
-    pack_cstr(&s->pk, s->prefix);
-    pack_cstr(&s->pk, a->creator);
-    msgpack_pack_int(&s->pk, (int)a->kind);
-    pack_cstr(&s->pk, alert_kind_name(a->kind));
-    msgpack_pack_int64(&s->pk, a->ts);
-    msgpack_pack_int64(&s->pk, a->cooldown_ms);
-    msgpack_pack_uint64(&s->pk, maxlen);
-    pack_cstr(&s->pk, a->topic);
-    pack_str(&s->pk, a->head, a->head_len);
-    pack_str(&s->pk, a->tail, a->tail_len);
+    mpbuf_array(&s->sb, 11);
+    pack_cstr(&s->sb, s->prefix);
+    pack_cstr(&s->sb, a->creator);
+    mpbuf_int(&s->sb, (int)a->kind);
+    pack_cstr(&s->sb, alert_kind_name(a->kind));
+    mpbuf_int(&s->sb, a->ts);
+    mpbuf_int(&s->sb, a->cooldown_ms);
+    mpbuf_uint(&s->sb, maxlen);
+    pack_cstr(&s->sb, a->topic);
+    mpbuf_str(&s->sb, a->head, a->head_len);
+    mpbuf_str(&s->sb, a->tail, a->tail_len);
     if (a->grad_base)
-        msgpack_pack_int64(&s->pk, a->grad_base);
+        mpbuf_int(&s->sb, a->grad_base);
     else
-        msgpack_pack_nil(&s->pk);
+        mpbuf_nil(&s->sb);
     if (s->sb.failed)
         return -ENOMEM;
     const char *argv[] = {"FCALL", "nousu_alert", "0", s->sb.sb.data};

@@ -8,63 +8,57 @@
 #include "hint.h"
 #include "wire.h"
 
-void wire_pack_str(msgpack_packer *pk, const char *s, size_t len) {
-    msgpack_pack_str(pk, len);
-    msgpack_pack_str_body(pk, s, len);
-}
-
-#define pack_str wire_pack_str
-static void pack_cstr(msgpack_packer *pk, const char *s) { pack_str(pk, s, strlen(s)); }
+static void pack_cstr(mpbuf *out, const char *s) { mpbuf_str(out, s, strlen(s)); }
 
 /* The order is the det array of nousu.lua (Creator:conditions, Creator:watch). */
-static void pack_watch(msgpack_packer *pk, const commit_params *p) {
+static void pack_watch(mpbuf *out, const commit_params *p) {
     const detect_params *d = &p->det;
-    msgpack_pack_array(pk, 14);
-    msgpack_pack_int64(pk, d->micro_min);
-    msgpack_pack_int64(pk, d->micro_max);
-    msgpack_pack_int64(pk, d->min_history_ms);
-    msgpack_pack_double(pk, d->prior_rate);
-    msgpack_pack_double(pk, d->rising_min_engagement);
-    msgpack_pack_double(pk, d->rising_min_velocity);
-    msgpack_pack_double(pk, d->rising_min_z);
-    msgpack_pack_double(pk, d->rising_min_rate);
-    msgpack_pack_double(pk, d->suspicious_follower_jump);
-    msgpack_pack_double(pk, d->suspicious_max_velocity);
-    msgpack_pack_int64(pk, p->cooldown_ms);
-    msgpack_pack_int64(pk, p->max_checkpoints);
-    msgpack_pack_int64(pk, d->audience_min_interactions);
-    msgpack_pack_double(pk, d->audience_min_unique_ratio);
+    mpbuf_array(out, 14);
+    mpbuf_int(out, d->micro_min);
+    mpbuf_int(out, d->micro_max);
+    mpbuf_int(out, d->min_history_ms);
+    mpbuf_double(out, d->prior_rate);
+    mpbuf_double(out, d->rising_min_engagement);
+    mpbuf_double(out, d->rising_min_velocity);
+    mpbuf_double(out, d->rising_min_z);
+    mpbuf_double(out, d->rising_min_rate);
+    mpbuf_double(out, d->suspicious_follower_jump);
+    mpbuf_double(out, d->suspicious_max_velocity);
+    mpbuf_int(out, p->cooldown_ms);
+    mpbuf_int(out, p->max_checkpoints);
+    mpbuf_int(out, d->audience_min_interactions);
+    mpbuf_double(out, d->audience_min_unique_ratio);
 }
 
-static void pack_cfg(msgpack_packer *pk, const char *prefix, const commit_params *p) {
-    msgpack_pack_array(pk, 15);
-    pack_cstr(pk, prefix);
-    msgpack_pack_int64(pk, p->wall_ms);
-    msgpack_pack_int64(pk, p->bucket_ms);
-    msgpack_pack_int64(pk, p->recent);
-    msgpack_pack_int64(pk, p->hist);
-    msgpack_pack_int64(pk, p->lateness_ms);
-    msgpack_pack_int64(pk, p->horizon_ms);
-    msgpack_pack_int64(pk, p->request_ttl_s);
-    msgpack_pack_int64(pk, p->micro_max);
-    msgpack_pack_int64(pk, p->ttl_s);
-    msgpack_pack_array(pk, EV__COUNT);
+static void pack_cfg(mpbuf *out, const char *prefix, const commit_params *p) {
+    mpbuf_array(out, 15);
+    pack_cstr(out, prefix);
+    mpbuf_int(out, p->wall_ms);
+    mpbuf_int(out, p->bucket_ms);
+    mpbuf_int(out, p->recent);
+    mpbuf_int(out, p->hist);
+    mpbuf_int(out, p->lateness_ms);
+    mpbuf_int(out, p->horizon_ms);
+    mpbuf_int(out, p->request_ttl_s);
+    mpbuf_int(out, p->micro_max);
+    mpbuf_int(out, p->ttl_s);
+    mpbuf_array(out, EV__COUNT);
     for (int t = 0; t < EV__COUNT; t++)
-        msgpack_pack_int64(pk, p->weight[t]);
-    pack_watch(pk, p);
-    msgpack_pack_int64(pk, p->dedup_buckets);
-    msgpack_pack_int64(pk, p->dedup_set_ids);
+        mpbuf_int(out, p->weight[t]);
+    pack_watch(out, p);
+    mpbuf_int(out, p->dedup_buckets);
+    mpbuf_int(out, p->dedup_set_ids);
     if (p->hints == COMMIT_HINTS_VERIFY)
-        msgpack_pack_true(pk);
+        mpbuf_bool(out, true);
     else
-        msgpack_pack_false(pk);
+        mpbuf_bool(out, false);
 }
 
-static void pack_opt_str(msgpack_packer *pk, const strref *r) {
+static void pack_opt_str(mpbuf *out, const strref *r) {
     if (r->len)
-        pack_str(pk, r->ptr, r->len);
+        mpbuf_str(out, r->ptr, r->len);
     else
-        msgpack_pack_nil(pk);
+        mpbuf_nil(out);
 }
 
 /* An event id is remembered as its 64-bit XXH3 hash, exact in practice: as
@@ -74,46 +68,46 @@ static void pack_opt_str(msgpack_packer *pk, const strref *r) {
  * the sets in contiguous stretches, whatever their number. */
 static uint64_t id_place(uint64_t h) { return h >> 48; }
 
-static void pack_id(msgpack_packer *pk, uint64_t h) {
+static void pack_id(mpbuf *out, uint64_t h) {
     char dec[24];
     int n = snprintf(dec, sizeof dec, "%" PRId64, (int64_t)h);
-    pack_str(pk, dec, (size_t)n);
+    mpbuf_str(out, dec, (size_t)n);
 }
 
 /* [i, creator, type, ts, n, id, actor, sponsored, followers, niche,
  *  id place(, unit)]: the creator is left out (nil) inside a run, whose
  * events carry their unit (1-based) instead. */
-static void pack_event(msgpack_packer *pk, size_t i, const event *e, uint64_t idh,
+static void pack_event(mpbuf *out, size_t i, const event *e, uint64_t idh,
                        uint32_t unit1) {
-    msgpack_pack_array(pk, unit1 ? 12 : 11);
-    msgpack_pack_uint64(pk, i);
+    mpbuf_array(out, unit1 ? 12 : 11);
+    mpbuf_uint(out, i);
     if (unit1)
-        msgpack_pack_nil(pk);
+        mpbuf_nil(out);
     else
-        pack_str(pk, e->creator.ptr, e->creator.len);
-    msgpack_pack_int(pk, (int)e->type);
-    msgpack_pack_int64(pk, e->ts);
-    msgpack_pack_int64(pk, e->n);
+        mpbuf_str(out, e->creator.ptr, e->creator.len);
+    mpbuf_int(out, (int)e->type);
+    mpbuf_int(out, e->ts);
+    mpbuf_int(out, e->n);
     if (e->id.len)
-        pack_id(pk, idh);
+        pack_id(out, idh);
     else
-        msgpack_pack_nil(pk);
+        mpbuf_nil(out);
     if (e->actor.len)
-        pack_str(pk, event_actor(e), e->actor.len);
+        mpbuf_str(out, event_actor(e), e->actor.len);
     else
-        msgpack_pack_nil(pk);
+        mpbuf_nil(out);
     if (e->sponsored == 1)
-        msgpack_pack_int(pk, 1);
+        mpbuf_int(out, 1);
     else
-        msgpack_pack_nil(pk);
+        mpbuf_nil(out);
     if (e->followers >= 0)
-        msgpack_pack_int64(pk, e->followers);
+        mpbuf_int(out, e->followers);
     else
-        msgpack_pack_nil(pk);
-    pack_opt_str(pk, &e->niche);
-    msgpack_pack_uint64(pk, e->id.len ? id_place(idh) : 0);
+        mpbuf_nil(out);
+    pack_opt_str(out, &e->niche);
+    mpbuf_uint(out, e->id.len ? id_place(idh) : 0);
     if (unit1)
-        msgpack_pack_uint32(pk, unit1);
+        mpbuf_uint(out, unit1);
 }
 
 static size_t unit_rejected(const batch *b, const batch_unit *u) {
@@ -125,39 +119,39 @@ static size_t unit_rejected(const batch *b, const batch_unit *u) {
 
 /* [rid or nil, total, [[i, reason]...]] and, in the events form, the events;
  * in the runs form, how many events the unit has in runs. */
-static void pack_unit_head(msgpack_packer *pk, const batch *b, const batch_unit *u,
+static void pack_unit_head(mpbuf *out, const batch *b, const batch_unit *u,
                            size_t rejected) {
     const decode_item *items = b->items + u->first_item;
     if (u->rid_len)
-        pack_str(pk, (const char *)u->rid, u->rid_len);
+        mpbuf_str(out, (const char *)u->rid, u->rid_len);
     else
-        msgpack_pack_nil(pk);
-    msgpack_pack_uint32(pk, batch_unit_total(u));
-    msgpack_pack_array(pk, rejected);
+        mpbuf_nil(out);
+    mpbuf_uint(out, batch_unit_total(u));
+    mpbuf_array(out, rejected);
     for (size_t i = 0; i < u->n_items; i++) {
         if (items[i].reason == REJECT_NONE)
             continue;
-        msgpack_pack_array(pk, 2);
-        msgpack_pack_int64(pk, u->whole ? -1 : (int64_t)i);
-        pack_cstr(pk, reject_reason_name(items[i].reason));
+        mpbuf_array(out, 2);
+        mpbuf_int(out, u->whole ? -1 : (int64_t)i);
+        pack_cstr(out, reject_reason_name(items[i].reason));
     }
 }
 
-void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
+void wire_pack_events(mpbuf *out, const char *prefix, const batch *b,
                       const commit_params *p) {
-    msgpack_pack_array(pk, 2);
-    pack_cfg(pk, prefix, p);
-    msgpack_pack_array(pk, b->n_units);
+    mpbuf_array(out, 2);
+    pack_cfg(out, prefix, p);
+    mpbuf_array(out, b->n_units);
     for (size_t u = 0; u < b->n_units; u++) {
         const batch_unit *bu = &b->units[u];
         const decode_item *items = b->items + bu->first_item;
         size_t rejected = unit_rejected(b, bu);
-        msgpack_pack_array(pk, 4);
-        pack_unit_head(pk, b, bu, rejected);
-        msgpack_pack_array(pk, bu->n_items - rejected);
+        mpbuf_array(out, 4);
+        pack_unit_head(out, b, bu, rejected);
+        mpbuf_array(out, bu->n_items - rejected);
         for (size_t i = 0; i < bu->n_items; i++)
             if (items[i].reason == REJECT_NONE)
-                pack_event(pk, i, &items[i].ev,
+                pack_event(out, i, &items[i].ev,
                            items[i].ev.id.len ? plan_id_hash(&items[i].ev.id) : 0, 0);
     }
 }
@@ -193,47 +187,45 @@ static void sum_rest(run_sum *r, const plan *pl, const plan_run *run, const comm
     }
 }
 
-static void pack_event_of(msgpack_packer *pk, const plan_event *pe) {
-    pack_event(pk, pe->item, pe->ev, pe->idh, pe->unit + 1);
+static void pack_event_of(mpbuf *out, const plan_event *pe) {
+    pack_event(out, pe->item, pe->ev, pe->idh, pe->unit + 1);
 }
 
 /* [n, ts_min, ts_max, counts[9], E, ia, se, actors, niche, nichets, detail],
  * detail = the same events one by one, a msgpack string read only when the
  * Function must walk them. */
-static int pack_rest(msgpack_packer *pk, mpbuf *detail, const plan *pl,
+static int pack_rest(mpbuf *out, mpbuf *detail, const plan *pl,
                      const plan_run *run, const commit_params *p) {
     run_sum r;
     sum_rest(&r, pl, run, p);
-    msgpack_pack_array(pk, 11);
-    msgpack_pack_uint64(pk, run->n - 1);
-    msgpack_pack_int64(pk, r.ts_min);
-    msgpack_pack_int64(pk, r.ts_max);
-    msgpack_pack_array(pk, EV__COUNT);
+    mpbuf_array(out, 11);
+    mpbuf_uint(out, run->n - 1);
+    mpbuf_int(out, r.ts_min);
+    mpbuf_int(out, r.ts_max);
+    mpbuf_array(out, EV__COUNT);
     for (int t = 0; t < EV__COUNT; t++)
-        msgpack_pack_int64(pk, r.counts[t]);
-    msgpack_pack_int64(pk, r.E);
-    msgpack_pack_int64(pk, r.ia);
-    msgpack_pack_int64(pk, r.se);
-    msgpack_pack_array(pk, r.n_actors);
+        mpbuf_int(out, r.counts[t]);
+    mpbuf_int(out, r.E);
+    mpbuf_int(out, r.ia);
+    mpbuf_int(out, r.se);
+    mpbuf_array(out, r.n_actors);
     for (size_t k = 1; k < run->n; k++) {
         const event *e = plan_run_event(pl, run, k)->ev;
         if (event_has_engager(e))
-            pack_str(pk, event_actor(e), e->actor.len);
+            mpbuf_str(out, event_actor(e), e->actor.len);
     }
     if (r.niche)
-        pack_str(pk, r.niche->ptr, r.niche->len);
+        mpbuf_str(out, r.niche->ptr, r.niche->len);
     else
-        msgpack_pack_nil(pk);
-    msgpack_pack_int64(pk, r.nichets);
+        mpbuf_nil(out);
+    mpbuf_int(out, r.nichets);
     mpbuf_clear(detail);
-    msgpack_packer dp;
-    mpbuf_packer_init(&dp, detail);
-    msgpack_pack_array(&dp, run->n - 1);
+    mpbuf_array(detail, run->n - 1);
     for (size_t k = 1; k < run->n; k++)
-        pack_event_of(&dp, plan_run_event(pl, run, k));
+        pack_event_of(detail, plan_run_event(pl, run, k));
     if (detail->failed)
         return -ENOMEM;
-    pack_str(pk, detail->sb.data, detail->sb.size);
+    mpbuf_str(out, detail->sb.data, detail->sb.size);
     return 0;
 }
 
@@ -257,22 +249,22 @@ void wire_bufs_destroy(wire_bufs *wb) {
 }
 
 /* run[2] and run[3]: the first event, and the rest or nil. */
-static int pack_events(msgpack_packer *pk, mpbuf *detail, const plan *pl,
+static int pack_events(mpbuf *out, mpbuf *detail, const plan *pl,
                        const plan_run *run, const commit_params *p) {
-    pack_event_of(pk, plan_run_event(pl, run, 0));
-    if (run->n == 1)
-        return msgpack_pack_nil(pk);
-    return pack_rest(pk, detail, pl, run, p);
+    pack_event_of(out, plan_run_event(pl, run, 0));
+    if (run->n == 1) {
+        mpbuf_nil(out);
+        return 0;
+    }
+    return pack_rest(out, detail, pl, run, p);
 }
 
 /* The hint of run into wb->hint, its state after into wb->news: the number
  * of objects of the hint (hint.h), or 0 when the run is not hot, or -ENOMEM. */
 static int make_hint(wire_bufs *wb, const plan *pl, const plan_run *run, wire_state *st,
                      const commit_params *p) {
-    msgpack_packer hp;
     mpbuf_clear(&wb->hint);
-    mpbuf_packer_init(&hp, &wb->hint);
-    int rc = hint_pack(&hp, &wb->state, st->ptr, st->len, pl, run, p);
+    int rc = hint_pack(&wb->hint, &wb->state, st->ptr, st->len, pl, run, p);
     if (rc > 0) {
         if (wb->hint.failed)
             return -ENOMEM;
@@ -311,46 +303,40 @@ static int wire_hints_end(wire_bufs *wb) {
  * the Function unpacks only when it does not take the hint. Both because
  * every table and every string Lua unpacks costs Redis time: most of what
  * it unpacked of hinted runs, it never looked at. */
-static int pack_hinted_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
+static int pack_hinted_run(mpbuf *out, wire_bufs *wb, const plan *pl,
                            const plan_run *run, const wire_state *st, const commit_params *p,
                            int n_objects) {
     const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
-    msgpack_packer fp, hp;
     size_t off = wb->fallbacks.sb.size;
-    mpbuf_packer_init(&fp, &wb->fallbacks);
-    msgpack_pack_array(&fp, 2);
-    if (pack_events(&fp, &wb->detail, pl, run, p) < 0 || wb->fallbacks.failed)
+    mpbuf_array(&wb->fallbacks, 2);
+    if (pack_events(&wb->fallbacks, &wb->detail, pl, run, p) < 0 || wb->fallbacks.failed)
         return -ENOMEM;
-    msgpack_pack_uint32(pk, wb->n_hint_objects + 1);
-    mpbuf_packer_init(&hp, &wb->hints);
-    pack_str(&hp, c->ptr, c->len);
-    if (st->want)
-        msgpack_pack_true(&hp);
-    else
-        msgpack_pack_false(&hp);
-    msgpack_pack_uint64(&hp, off + 1);
-    msgpack_pack_uint64(&hp, wb->fallbacks.sb.size - off);
+    mpbuf_uint(out, wb->n_hint_objects + 1);
+    mpbuf_str(&wb->hints, c->ptr, c->len);
+    mpbuf_bool(&wb->hints, st->want);
+    mpbuf_uint(&wb->hints, off + 1);
+    mpbuf_uint(&wb->hints, wb->fallbacks.sb.size - off);
     mpbuf_write(&wb->hints, wb->hint.sb.data, wb->hint.sb.size); /* packed already */
     wb->n_hint_objects += 4 + (uint32_t)n_objects;
     return wb->hints.failed ? -ENOMEM : 0;
 }
 
 /* [creator, first event, rest or nil, nil (no hint), true (want) or absent] */
-static int pack_plain_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl,
+static int pack_plain_run(mpbuf *out, wire_bufs *wb, const plan *pl,
                           const plan_run *run, bool want, const commit_params *p) {
     const strref *c = &plan_run_event(pl, run, 0)->ev->creator;
-    msgpack_pack_array(pk, want ? 5 : 4);
-    pack_str(pk, c->ptr, c->len);
-    if (pack_events(pk, &wb->detail, pl, run, p) < 0)
+    mpbuf_array(out, want ? 5 : 4);
+    mpbuf_str(out, c->ptr, c->len);
+    if (pack_events(out, &wb->detail, pl, run, p) < 0)
         return -ENOMEM;
-    msgpack_pack_nil(pk);
+    mpbuf_nil(out);
     if (want)
-        msgpack_pack_true(pk);
+        mpbuf_bool(out, true);
     return 0;
 }
 
 /* One run; returns 1 when hinted, 0 when not, -ENOMEM. */
-static int pack_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl, const plan_run *run,
+static int pack_run(mpbuf *out, wire_bufs *wb, const plan *pl, const plan_run *run,
                     wire_state *st, const commit_params *p) {
     int n_objects = 0;
     if (st) {
@@ -358,40 +344,40 @@ static int pack_run(msgpack_packer *pk, wire_bufs *wb, const plan *pl, const pla
         if (st->ptr && (n_objects = make_hint(wb, pl, run, st, p)) < 0)
             return -ENOMEM;
     }
-    int rc = n_objects ? pack_hinted_run(pk, wb, pl, run, st, p, n_objects)
-                       : pack_plain_run(pk, wb, pl, run, st && st->want, p);
+    int rc = n_objects ? pack_hinted_run(out, wb, pl, run, st, p, n_objects)
+                       : pack_plain_run(out, wb, pl, run, st && st->want, p);
     return rc < 0 ? rc : n_objects > 0;
 }
 
-int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
+int wire_pack_runs(mpbuf *out, wire_bufs *wb, const char *prefix, const batch *b,
                    const plan *pl, wire_state *states, const commit_params *p) {
     uint32_t *in_runs = calloc(b->n_units ? b->n_units : 1, sizeof *in_runs);
     if (!in_runs)
         return -ENOMEM;
     for (size_t i = 0; i < pl->n_events; i++)
         in_runs[pl->events[i].unit]++;
-    msgpack_pack_array(pk, 3);
-    pack_cfg(pk, prefix, p);
-    msgpack_pack_array(pk, b->n_units);
+    mpbuf_array(out, 3);
+    pack_cfg(out, prefix, p);
+    mpbuf_array(out, b->n_units);
     for (size_t u = 0; u < b->n_units; u++) {
         const batch_unit *bu = &b->units[u];
         size_t rejected = unit_rejected(b, bu);
         if (!bu->rid_len && !rejected) { /* a plain frame: its event count alone */
-            msgpack_pack_uint32(pk, in_runs[u]);
+            mpbuf_uint(out, in_runs[u]);
             continue;
         }
-        msgpack_pack_array(pk, 4);
-        pack_unit_head(pk, b, bu, rejected);
-        msgpack_pack_uint32(pk, in_runs[u]);
+        mpbuf_array(out, 4);
+        pack_unit_head(out, b, bu, rejected);
+        mpbuf_uint(out, in_runs[u]);
     }
     free(in_runs);
     mpbuf_clear(&wb->news);
     mpbuf_clear(&wb->fallbacks);
     wire_hints_begin(wb);
     int hints = 0;
-    msgpack_pack_array(pk, pl->n_runs);
+    mpbuf_array(out, pl->n_runs);
     for (size_t k = 0; k < pl->n_runs; k++) {
-        int rc = pack_run(pk, wb, pl, &pl->runs[k], states ? &states[k] : NULL, p);
+        int rc = pack_run(out, wb, pl, &pl->runs[k], states ? &states[k] : NULL, p);
         if (rc < 0)
             return -ENOMEM;
         hints += rc;
@@ -413,18 +399,18 @@ static int by_place(const void *a, const void *b) {
 }
 
 /* The indexes (1-based) of the ids sorted in refs that filter may hold. */
-static void pack_maybe(msgpack_packer *ids, id_ref *refs, size_t n, const idfilter *filter,
+static void pack_maybe(mpbuf *ids, id_ref *refs, size_t n, const idfilter *filter,
                        const commit_params *p) {
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         k += refs[i].maybe = idfilter_maybe(filter, refs[i].h, p->wall_ms, p->horizon_ms);
-    msgpack_pack_array(ids, k);
+    mpbuf_array(ids, k);
     for (size_t i = 0; i < n; i++)
         if (refs[i].maybe)
-            msgpack_pack_uint32(ids, (uint32_t)i + 1);
+            mpbuf_uint(ids, (uint32_t)i + 1);
 }
 
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
+int wire_pack_ids(mpbuf *ids, mpbuf *owners, const plan *pl,
                   const idfilter *filter, const commit_params *p) {
     id_ref *refs = malloc((pl->n_events ? pl->n_events : 1) * sizeof *refs);
     if (!refs)
@@ -437,18 +423,18 @@ int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
                 refs[n++] = (id_ref){.h = pe->idh, .run = (uint32_t)k + 1};
         }
     qsort(refs, n, sizeof *refs, by_place);
-    msgpack_pack_array(ids, filter ? 3 : 2);
-    msgpack_pack_array(ids, n);
+    mpbuf_array(ids, filter ? 3 : 2);
+    mpbuf_array(ids, n);
     for (size_t i = 0; i < n; i++)
         pack_id(ids, refs[i].h);
-    msgpack_pack_array(ids, n);
+    mpbuf_array(ids, n);
     for (size_t i = 0; i < n; i++)
-        msgpack_pack_uint64(ids, id_place(refs[i].h));
+        mpbuf_uint(ids, id_place(refs[i].h));
     if (filter)
         pack_maybe(ids, refs, n, filter, p);
-    msgpack_pack_array(owners, n);
+    mpbuf_array(owners, n);
     for (size_t i = 0; i < n; i++)
-        msgpack_pack_uint32(owners, refs[i].run);
+        mpbuf_uint(owners, refs[i].run);
     free(refs);
     return 0;
 }

@@ -21,7 +21,7 @@
 #include "store.h"
 
 /* ARGV[1] of nousu_commit. */
-void wire_pack_events(msgpack_packer *pk, const char *prefix, const batch *b,
+void wire_pack_events(mpbuf *out, const char *prefix, const batch *b,
                       const commit_params *p);
 
 /* What the daemon knows of a run's creator (statecache.h), for its hint
@@ -52,16 +52,14 @@ void wire_bufs_destroy(wire_bufs *wb);
  * ARGV[7] into wb->hints. states:
  * one per run, or NULL for no hints; the hinted states go to wb->news
  * (wire_state.new_off). Returns the number of runs hinted, or -ENOMEM. */
-int wire_pack_runs(msgpack_packer *pk, wire_bufs *wb, const char *prefix, const batch *b,
+int wire_pack_runs(mpbuf *out, wire_bufs *wb, const char *prefix, const batch *b,
                    const plan *pl, wire_state *states, const commit_params *p);
 
 /* ARGV[3] (into ids: [[id...], [place...]], sorted by place, and with a
  * filter [index...], 1-based, of the ids it may hold, for a commit at p's
  * wall clock) and ARGV[4] (into owners: [run...], the run of each id) of
  * nousu_commit_runs. Returns 0 or -ENOMEM. */
-int wire_pack_ids(msgpack_packer *ids, msgpack_packer *owners, const plan *pl,
+int wire_pack_ids(mpbuf *ids, mpbuf *owners, const plan *pl,
                   const idfilter *filter, const commit_params *p);
-
-void wire_pack_str(msgpack_packer *pk, const char *s, size_t len);
 
 #endif

@@ -48,18 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (plan_build(&pl, &b, HOUR_MS) < 0 || pl.n_runs != 1)
         abort();
     commit_params p = hint_run_params();
-    msgpack_sbuffer out;
-    mpbuf scratch;
-    msgpack_sbuffer_init(&out);
+    mpbuf out, scratch;
+    mpbuf_init(&out);
     mpbuf_init(&scratch);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &out, msgpack_sbuffer_write);
-    int rc = hint_pack(&pk, &scratch, (const char *)data, size, &pl, &pl.runs[0], &p);
-    if (rc < 0 || (rc > 0 && rc < HINT_FIXED) || rc > HINT_FIXED + 3)
+    int rc = hint_pack(&out, &scratch, (const char *)data, size, &pl, &pl.runs[0], &p);
+    if (rc < 0 || (rc > 0 && rc < HINT_FIXED) || rc > HINT_FIXED + 3 || out.failed)
         abort();
     if (rc > 0)
-        check_hint(out.data, out.size, rc);
-    msgpack_sbuffer_destroy(&out);
+        check_hint(out.sb.data, out.sb.size, rc);
+    mpbuf_destroy(&out);
     mpbuf_destroy(&scratch);
     plan_free(&pl);
     return 0;

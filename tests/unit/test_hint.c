@@ -101,11 +101,11 @@ static void hint_of(const sbuf *b, result *res) {
     assert_int_equal(plan_build(&pl, &bt, HOUR_MS), 0);
     assert_int_equal(pl.n_runs, 1);
     commit_params p = hint_run_params();
-    sbuf out;
-    mpbuf scratch;
-    sbuf_init(&out);
+    mpbuf out, scratch;
+    mpbuf_init(&out);
     mpbuf_init(&scratch);
-    res->rc = hint_pack(&out.pk, &scratch, b->sb.data, b->sb.size, &pl, &pl.runs[0], &p);
+    res->rc = hint_pack(&out, &scratch, b->sb.data, b->sb.size, &pl, &pl.runs[0], &p);
+    assert_false(out.failed);
     res->out = out.sb;
     size_t off = 0;
     for (int i = 0; i < res->rc; i++) {
