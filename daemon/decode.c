@@ -201,10 +201,23 @@ static inline bool absent(const val *o) { return o->kind <= V_NIL; }
 
 static inline bool cont(uint8_t c) { return (c & 0xc0) == 0x80; }
 
+/* 8 bytes of printable ASCII: none has the high bit, none is below 0x20
+ * (the "hasless" test, exact for bytes below 0x80), none is DEL. */
+static inline bool printable8(const uint8_t *s) {
+    const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+    uint64_t w, del;
+    memcpy(&w, s, sizeof w);
+    del = w ^ (0x7f * ones);
+    return !(w & highs) && !((w - 0x20 * ones) & ~w & highs) && !((del - ones) & ~del & highs);
+}
+
 /* Valid UTF-8 (no overlongs, surrogates or code points past U+10FFFF) with no
- * control character: C0, DEL, or C1 (U+0080..U+009F, encoded C2 80..C2 9F). */
+ * control character: C0, DEL, or C1 (U+0080..U+009F, encoded C2 80..C2 9F).
+ * Printable ASCII, what most creator names are, goes 8 bytes at a time. */
 static bool creator_text_ok(const uint8_t *s, size_t n) {
     size_t i = 0;
+    while (n - i >= 8 && printable8(s + i))
+        i += 8;
     while (i < n) {
         uint8_t c = s[i];
         if (c < 0x80) {

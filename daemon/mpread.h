@@ -50,13 +50,17 @@ static inline uint64_t mp_var_len(const uint8_t *p, unsigned lenbytes) {
     return lenbytes == 1 ? p[1] : lenbytes == 2 ? mp_be16(p + 1) : mp_be32(p + 1);
 }
 
+/* Every other header byte (mp_head_parse's out-of-line part, mpread.c). */
+int mp_head_parse_long(const uint8_t *p, size_t left, mp_head *h);
+
 /* Parses the header at p (left > 0 bytes available). Only reads bytes of the
  * header itself, after checking they are there. Returns 0, or -1 for a byte
- * that is no msgpack header or a header cut short. */
+ * that is no msgpack header or a header cut short. The headers whose type
+ * byte is all of them (fixints, nil, bools, fixmaps, fixarrays, fixstrs:
+ * most of an event) are parsed inline, the rest out of line, so that this
+ * stays small enough to inline into the pre-scan and the readers. */
 static inline int mp_head_parse(const uint8_t *p, size_t left, mp_head *h) {
     uint8_t b = p[0];
-    unsigned lb;
-
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
         mp_head_scalar(h, 1, 0); /* fixint, nil, bool */
         return 0;
@@ -73,56 +77,7 @@ static inline int mp_head_parse(const uint8_t *p, size_t left, mp_head *h) {
         mp_head_scalar(h, 1, b & 0x1f); /* fixstr */
         return 0;
     }
-    switch (b) {
-    case 0xc4: case 0xc5: case 0xc6: /* bin 8/16/32 */
-        lb = 1u << (b - 0xc4);
-        if (left < 1 + lb)
-            return -1;
-        mp_head_scalar(h, (uint8_t)(1 + lb), mp_var_len(p, lb));
-        return 0;
-    case 0xd9: case 0xda: case 0xdb: /* str 8/16/32 */
-        lb = 1u << (b - 0xd9);
-        if (left < 1 + lb)
-            return -1;
-        mp_head_scalar(h, (uint8_t)(1 + lb), mp_var_len(p, lb));
-        return 0;
-    case 0xc7: case 0xc8: case 0xc9: { /* ext 8/16/32: length, type, data */
-        lb = 1u << (b - 0xc7);
-        if (left < 1 + lb)
-            return -1;
-        uint64_t n = mp_var_len(p, lb);
-        /* msgpack-c computes n + 1 in 32 bits: keep it from wrapping. */
-        if (n == UINT32_MAX)
-            return -1;
-        mp_head_scalar(h, (uint8_t)(1 + lb), n + 1);
-        return 0;
-    }
-    case 0xca: mp_head_scalar(h, 1, 4); return 0;  /* float 32 */
-    case 0xcb: mp_head_scalar(h, 1, 8); return 0;  /* float 64 */
-    case 0xcc: case 0xd0: mp_head_scalar(h, 1, 1); return 0;
-    case 0xcd: case 0xd1: mp_head_scalar(h, 1, 2); return 0;
-    case 0xce: case 0xd2: mp_head_scalar(h, 1, 4); return 0;
-    case 0xcf: case 0xd3: mp_head_scalar(h, 1, 8); return 0;
-    case 0xd4: mp_head_scalar(h, 1, 2); return 0;  /* fixext 1: type + data */
-    case 0xd5: mp_head_scalar(h, 1, 3); return 0;
-    case 0xd6: mp_head_scalar(h, 1, 5); return 0;
-    case 0xd7: mp_head_scalar(h, 1, 9); return 0;
-    case 0xd8: mp_head_scalar(h, 1, 17); return 0;
-    case 0xdc: case 0xdd: /* array 16/32 */
-        lb = b == 0xdc ? 2 : 4;
-        if (left < 1 + lb)
-            return -1;
-        mp_head_container(h, (uint8_t)(1 + lb), mp_var_len(p, lb), true);
-        return 0;
-    case 0xde: case 0xdf: /* map 16/32 */
-        lb = b == 0xde ? 2 : 4;
-        if (left < 1 + lb)
-            return -1;
-        mp_head_container(h, (uint8_t)(1 + lb), mp_var_len(p, lb), false);
-        return 0;
-    default: /* 0xc1: never used */
-        return -1;
-    }
+    return mp_head_parse_long(p, left, h);
 }
 
 /* A cursor over len bytes at p. */

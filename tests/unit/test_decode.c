@@ -649,6 +649,42 @@ static void test_int_actor(void **state) {
     msgpack_sbuffer_destroy(&sb);
 }
 
+/* A long creator with one odd byte at every position: the decoder checks
+ * printable ASCII 8 bytes at a time, and each byte of a block must count. */
+static void test_creator_every_position(void **state) {
+    fx *f = *state;
+    static const struct {
+        const char *odd;
+        reject_reason want;
+    } cases[] = {
+        {"\x1f", REJECT_BAD_CREATOR}, {"\x7f", REJECT_BAD_CREATOR},
+        {"\x00", REJECT_BAD_CREATOR}, {"\x80", REJECT_BAD_CREATOR},
+        {"\xff", REJECT_BAD_CREATOR}, {"\xc2\x85", REJECT_BAD_CREATOR},
+        {" ", REJECT_NONE},          {"~", REJECT_NONE},
+        {"\xc3\xa9", REJECT_NONE},   {"\xf0\x9f\x98\x80", REJECT_NONE},
+    };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    for (size_t c = 0; c < NELEM(cases); c++) {
+        size_t olen = strlen(cases[c].odd) ? strlen(cases[c].odd) : 1;
+        for (size_t at = 0; at + olen <= 40; at++) {
+            char name[40];
+            memset(name, 'a' + (char)(at % 26), sizeof name);
+            memcpy(name + at, cases[c].odd, olen);
+            kv over[2] = {SN("creator", name, sizeof name)};
+            msgpack_sbuffer_clear(&sb);
+            pack_event(&sb, over, NELEM(over));
+            decode(f, sb.data, sb.size);
+            if (f->items[0].reason != cases[c].want)
+                fail_msg("creator with byte 0x%02x at %zu: got %s, expected %s",
+                         (unsigned char)cases[c].odd[0], at,
+                         reject_reason_name(f->items[0].reason),
+                         reject_reason_name(cases[c].want));
+        }
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
 /* tag, then v big-endian in the width that tag declares (msgpack int
  * 8..64 and uint 8..64, including non-minimal ones). Returns the length. */
 static size_t pack_wide_int(uint8_t tag, uint64_t v, char out[9]) {
@@ -1093,6 +1129,7 @@ int main(void) {
         cmocka_unit_test(test_every_type),
         cmocka_unit_test(test_int_actor),
         cmocka_unit_test(test_wide_ints),
+        cmocka_unit_test(test_creator_every_position),
         cmocka_unit_test(test_batch_every_field),
         cmocka_unit_test(test_mixed_batch),
         cmocka_unit_test(test_batch_limit),
