@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "decode.h"
 #include "mpread.h"
 
@@ -296,35 +297,19 @@ static reject_reason field_int(const val *o, int64_t lo, int64_t hi, reject_reas
     return REJECT_NONE;
 }
 
-/* Decimal of an int actor into out (NUL-terminated); returns its length. */
-static uint32_t format_int(char out[24], bool neg, uint64_t mag) {
-    char tmp[20];
-    uint32_t n = 0, k = 0;
-    do {
-        tmp[n++] = (char)('0' + mag % 10);
-        mag /= 10;
-    } while (mag);
-    if (neg)
-        out[k++] = '-';
-    while (n)
-        out[k++] = tmp[--n];
-    out[k] = '\0';
-    return k;
-}
-
 /* actor: str/bin 1..128 bytes, or any int (as its decimal, SPEC §3). */
 static reject_reason field_actor(const val *o, event *ev) {
     if (absent(o))
         return REJECT_NONE;
     if (o->kind == V_UINT) {
         ev->actor.ptr = NULL;
-        ev->actor.len = format_int(ev->actor_num, false, o->via.u);
+        ev->actor.len = decimal_format(ev->actor_num, false, o->via.u);
         return REJECT_NONE;
     }
     if (o->kind == V_INT) {
         ev->actor.ptr = NULL;
         /* Negate in unsigned arithmetic: INT64_MIN has no int64 opposite. */
-        ev->actor.len = format_int(ev->actor_num, true, 0 - (uint64_t)o->via.i);
+        ev->actor.len = decimal_format(ev->actor_num, true, 0 - (uint64_t)o->via.i);
         return REJECT_NONE;
     }
     return field_bytes(o, ACTOR_MAX, REJECT_BAD_ACTOR, &ev->actor);

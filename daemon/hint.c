@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "decimal.h"
 #include "hint.h"
 #include "mpread.h"
 
@@ -249,7 +250,8 @@ static void apply(hstate *s, const plan *pl, const plan_run *run, const commit_p
 
 /* As cmsgpack packs a Lua number: an integer when it is one. */
 static void pack_num(mpbuf *out, double v) {
-    if (v == floor(v) && fabs(v) < EXACT_INT)
+    /* The range first: a double past int64 has no conversion. */
+    if (fabs(v) < EXACT_INT && (double)(int64_t)v == v)
         mpbuf_int(out, (int64_t)v);
     else
         mpbuf_double(out, v);
@@ -327,9 +329,8 @@ static int pack_hint(mpbuf *out, const char *state, size_t len,
                      const plan *pl, const plan_run *run) {
     mpbuf_str(out, state, len);
     mpbuf_str(out, new_state->sb.data, new_state->sb.size);
-    char h[24]; /* a string: it only goes into a key name, unconverted */
-    int hl = snprintf(h, sizeof h, "%lld", (long long)s->H);
-    mpbuf_str(out, h, (size_t)hl);
+    char h[DECIMAL_MAX]; /* a string: it only goes into a key name, unconverted */
+    mpbuf_str(out, h, decimal_i64(h, (int64_t)s->H));
     mpbuf_bool(out, new_bucket);
     if (s->niche)
         mpbuf_str(out, s->niche, s->niche_len);

@@ -11,6 +11,13 @@
 
 uint64_t plan_id_hash(const strref *id) { return XXH3_64bits(id->ptr, id->len); }
 
+void plan_event_id(plan_event *pe) {
+    pe->idh = pe->ev->id.len ? plan_id_hash(&pe->ev->id) : 0;
+    pe->id_dec_len = pe->ev->id.len ? decimal_i64(pe->id_dec, (int64_t)pe->idh) : 0;
+    if (!pe->id_dec_len)
+        pe->id_dec[0] = '\0';
+}
+
 /* Floor division: ts is > 0 for accepted events, but stay exact anyway. */
 static int64_t bucket_of(int64_t ts, int64_t bucket_ms) {
     int64_t q = ts / bucket_ms;
@@ -139,7 +146,7 @@ static int collect(plan *p, const batch *b, int64_t bucket_ms) {
             pe->ev = &it->ev;
             pe->unit = (uint32_t)u;
             pe->item = (uint32_t)i;
-            pe->idh = it->ev.id.len ? plan_id_hash(&it->ev.id) : 0;
+            plan_event_id(pe);
             pe->bucket = bucket_of(it->ev.ts, bucket_ms);
         }
     }

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "batch.h"
+#include "decimal.h"
 
 typedef struct plan_event {
     const event *ev;
@@ -22,6 +23,10 @@ typedef struct plan_event {
     uint32_t item; /* index within that unit */
     uint64_t idh;  /* XXH3 of the event id; meaningful when ev->id.len */
     int64_t bucket;
+    /* idh as the Function gets it, a signed decimal (wire.c): made once
+     * here, as the commit sends every id twice. */
+    uint32_t id_dec_len;
+    char id_dec[DECIMAL_MAX];
 } plan_event;
 
 typedef struct plan_run {
@@ -55,5 +60,8 @@ void plan_free(plan *p);
 
 /* The 64-bit hash an event id is remembered by (XXH3). */
 uint64_t plan_id_hash(const strref *id);
+
+/* pe->idh and pe->id_dec of pe->ev's id (0 and "" without one). */
+void plan_event_id(plan_event *pe);
 
 #endif
