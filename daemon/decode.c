@@ -3,25 +3,21 @@
  * First stage after ingest.c: takes one ZeroMQ frame, hands store.c a slot
  * per event. Pure: no I/O, no logging, no globals (hiredis read.c).
  *
- * Two passes over a frame:
- *
- *  1. prescan(): an iterative walk with a fixed stack of DECODE_MAX_DEPTH
- *     counters and no allocation. It checks every header against the bytes
- *     left (a container of n items needs >= n bytes, a map of n pairs >= 2n),
- *     caps the nesting depth, and demands exactly one top-level object with
- *     nothing after it. msgpack-c's C unpacker would otherwise reserve
- *     count * sizeof(msgpack_object) for a 5-byte array32 header. The same
- *     walk records where each top-level array element starts and ends, which
- *     is every event's raw bytes without re-encoding.
- *
- *  2. Per event, the map is read in place (mpread.h): each known key's value
- *     becomes a small tagged value whose strings point into the caller's
- *     frame; unknown keys and their values are skipped over. No allocation,
- *     no object tree: msgpack_unpack() into a zone, which this replaced, was
- *     as costly as the whole pre-scan (docs/performance.md, session 23).
+ * One pass over a frame, reading it in place (mpread.h): no allocation, no
+ * object tree. Every header is checked against the bytes left (a container
+ * of n items needs >= n bytes, a map of n pairs >= 2n), containers nest at
+ * most MPREAD_MAX_DEPTH deep (top-level array 0, event maps 1, six levels
+ * for values of unknown keys), and the frame is exactly one map or array
+ * with nothing after it. msgpack-c's unpacker would otherwise reserve count
+ * * sizeof(msgpack_object) for a 5-byte array32 header. Each known key's
+ * value becomes a small tagged value whose strings point into the caller's
+ * frame; unknown keys and their values are walked over. A frame found
+ * malformed anywhere is rejected whole, so what was decoded before is
+ * dropped. (Until session 23 a structural pre-scan walked the frame first
+ * and msgpack_unpack() then made each event's object tree: three walks.)
  *
  * Order of checks, first hit wins:
- *   frame:  oversize (len > max_frame_bytes), malformed (prescan),
+ *   frame:  oversize (len > max_frame_bytes), malformed (anywhere in it),
  *           batch_too_large (array longer than max_batch_events);
  *   event:  not_a_map; duplicate_key (first known key seen twice, in wire
  *           order); then per field, in SPEC table order creator, type, ts, id,
@@ -37,10 +33,6 @@
 #include "decimal.h"
 #include "decode.h"
 #include "mpread.h"
-
-/* Top-level array (1), event map (2), and six levels for values of unknown
- * keys: plenty for forward compatibility, small enough to keep on the stack. */
-#define DECODE_MAX_DEPTH 8
 
 #define CREATOR_MAX 128
 #define ID_MAX 64
@@ -71,79 +63,25 @@ void decoder_destroy(decoder **d) {
 
 void decoder_set_limits(decoder *d, const decode_limits *lim) { d->lim = *lim; }
 
-/* ---- pass 1: structural pre-scan -------------------------------------- */
+/* ---- structure ------------------------------------------------------- */
 
-/* What the pre-scan learned about a frame. */
-typedef struct frame_shape {
-    bool array;   /* top level is an array (a batch), else a map */
-    size_t count; /* batch: declared elements */
-} frame_shape;
-
-/* Walks the whole frame once (see the file comment). For a batch of at most
- * max_items elements, stores element i's bytes in items[i].ev.raw; larger
- * batches are still walked so that malformed wins over batch_too_large.
- * Returns 0, or -1 when the frame is malformed. */
-static int prescan(const uint8_t *p, size_t len, decode_item *items, size_t max_items,
-                   frame_shape *ret) {
-    uint64_t left[DECODE_MAX_DEPTH]; /* children still expected per open container */
-    unsigned depth = 0;
-    size_t pos = 0, elem = 0, elem_start = 0;
-    frame_shape shape = {0};
-    bool record = false;
-
-    for (;;) {
-        mp_head h;
-        if (pos >= len || mp_head_parse(p + pos, len - pos, &h) < 0)
-            return -1;
-        if (depth == 1 && shape.array)
-            elem_start = pos;
-        pos += h.hdr;
-        if (h.container) {
-            /* Every child takes at least one byte: no count may exceed what is left. */
-            if (depth >= DECODE_MAX_DEPTH || h.items > len - pos)
-                return -1;
-            if (depth == 0) {
-                shape.array = h.array;
-                shape.count = h.count;
-                record = h.array && h.count <= max_items;
-            }
-            if (h.items > 0) {
-                left[depth++] = h.items;
-                continue;
-            }
-        } else {
-            if (depth == 0 || h.body > len - pos)
-                return -1; /* a top-level scalar is no event */
-            pos += h.body;
-        }
-        /* One object is complete: count it against its parent, closing every
-         * container it fills. */
-        for (;;) {
-            if (depth == 0)
-                goto done;
-            if (depth == 1 && record && elem < max_items) {
-                items[elem].ev.raw.ptr = (const char *)p + elem_start;
-                items[elem].ev.raw.len = (uint32_t)(pos - elem_start);
-                elem++;
-            }
-            if (--left[depth - 1] > 0)
-                break;
-            depth--;
-        }
-    }
-done:
-    if (pos != len)
-        return -1; /* trailing bytes */
-    *ret = shape;
-    return 0;
+/* The frame is one map or array, well formed, with nothing after it. Read
+ * alone: for batches too large to decode (malformed wins) and for other
+ * readers (decode_prescan). */
+static int frame_ok(const uint8_t *p, size_t len) {
+    mpread r;
+    mp_head h;
+    mpread_init(&r, p, len);
+    if (len == 0 || mp_head_parse(p, len, &h) < 0 || !h.container)
+        return -1; /* a top-level scalar is no event */
+    return mpread_skip(&r) == 0 && r.pos == len ? 0 : -1;
 }
 
 int decode_prescan(const void *data, size_t len) {
-    frame_shape shape;
-    return prescan(data, len, NULL, 0, &shape) < 0 ? -EBADMSG : 0;
+    return frame_ok(data, len) < 0 ? -EBADMSG : 0;
 }
 
-/* ---- pass 2: one event ------------------------------------------------ */
+/* ---- one event -------------------------------------------------------- */
 
 enum {
     K_CREATOR, K_TYPE, K_TS, K_ID, K_N, K_FOLLOWERS, K_NICHE, K_ACTOR, K_POST,
@@ -367,15 +305,15 @@ static bool in_future(int64_t ts, int64_t now_ms, int64_t future_ms) {
     return ts > limit;
 }
 
-/* The value at the cursor, which moves past it. -1 when it is cut short or
- * malformed, which the pre-scan has ruled out. */
-static int read_val(mpread *r, val *v) {
-    uint8_t b = r->p[r->pos];
+/* The value at the cursor, at nesting depth `depth`, which moves past it.
+ * -1 when it is cut short or malformed. */
+static int read_val(mpread *r, val *v, unsigned depth) {
     mp_head h;
     size_t at = r->pos;
 
-    if (mpread_head(r, &h) < 0)
+    if (mpread_head(r, &h) < 0) /* also when the bytes end before the value */
         return -1;
+    uint8_t b = r->p[at];
     const uint8_t *body = r->p + r->pos;
     uint64_t u = 0;
     if (b <= 0x7f) {
@@ -388,7 +326,7 @@ static int read_val(mpread *r, val *v) {
         *v = (val){.kind = V_BOOL, .via.b = b == 0xc3};
     } else if ((b >= 0xa0 && b <= 0xbf) || (b >= 0xd9 && b <= 0xdb) ||
                (b >= 0xc4 && b <= 0xc6)) {
-        /* prescan() refused frames of 4 GiB and more: the length fits. */
+        /* decode_frame() refused frames of 4 GiB and more: the length fits. */
         v->kind = b >= 0xc4 && b <= 0xc6 ? V_BIN : V_STR;
         v->via.s.ptr = (const char *)body;
         v->via.s.len = (uint32_t)h.body;
@@ -407,7 +345,7 @@ static int read_val(mpread *r, val *v) {
         v->kind = V_OTHER; /* float, ext, or a container, skipped whole */
         if (h.container) {
             r->pos = at;
-            return mpread_skip(r);
+            return mpread_skip_at(r, depth);
         }
     }
     if (!h.container)
@@ -415,30 +353,32 @@ static int read_val(mpread *r, val *v) {
     return 0;
 }
 
-/* Reads the map of count pairs at the cursor: each known key's value into
- * v[] (V_ABSENT stays for keys not there), the rest passed over. Returns
- * REJECT_NONE, REJECT_DUPLICATE_KEY at the first known key seen twice, or -1
- * for bytes the pre-scan should have refused. */
-static int read_fields(mpread *r, uint32_t count, val v[K__COUNT]) {
+/* Reads the pairs of the map of count pairs at the cursor, whose keys and
+ * values sit at depth: each known key's value into v[] (V_ABSENT stays for
+ * keys not there), the rest walked over. Returns REJECT_NONE,
+ * REJECT_DUPLICATE_KEY (the first known key seen twice; the rest of the map
+ * is still walked, for malformed bytes after it), or -1 when malformed. */
+static int read_fields(mpread *r, uint32_t count, unsigned depth, val v[K__COUNT]) {
+    int reason = REJECT_NONE;
     for (uint32_t i = 0; i < count; i++) {
         const char *key;
         size_t klen;
         int k = -1;
         if (mpread_str(r, &key, &klen))
             k = key_index(key, (uint32_t)klen);
-        else if (mpread_skip(r) < 0) /* forward compatibility: not ours */
+        else if (mpread_skip_at(r, depth) < 0) /* forward compatibility: not ours */
             return -1;
-        if (k < 0) {
-            if (mpread_skip(r) < 0)
+        if (k >= 0 && v[k].kind != V_ABSENT)
+            reason = REJECT_DUPLICATE_KEY;
+        if (k < 0 || reason) {
+            if (mpread_skip_at(r, depth) < 0)
                 return -1;
             continue;
         }
-        if (v[k].kind != V_ABSENT)
-            return REJECT_DUPLICATE_KEY;
-        if (read_val(r, &v[k]) < 0)
+        if (read_val(r, &v[k], depth) < 0)
             return -1;
     }
-    return REJECT_NONE;
+    return reason;
 }
 
 /* Validates one event's fields into *ev (see the file comment for the order). */
@@ -474,27 +414,32 @@ static inline void event_reset(event *ev, const uint8_t *raw, size_t len) {
     };
 }
 
-/* Decodes the event at base[start, end), already vetted by prescan(), into
- * *item. Returns 0, or -1 should the bytes disagree with the pre-scan. */
-static int decode_unit(const decoder *d, const uint8_t *base, size_t start, size_t end,
-                       int64_t now_ms, decode_item *item) {
+/* Decodes the event at the cursor, an element of the frame at depth (1 in a
+ * batch, 0 alone), into *item, and moves past it. Returns 0, or -1 when its
+ * bytes are malformed. */
+static int decode_unit(const decoder *d, mpread *r, unsigned depth, int64_t now_ms,
+                       decode_item *item) {
     val v[K__COUNT] = {0};
-    mpread r;
+    size_t start = r->pos;
+    int rc = REJECT_NOT_A_MAP;
     mp_head h;
 
-    event_reset(&item->ev, base + start, end - start);
-    if (!is_map_head(base[start])) {
-        item->reason = REJECT_NOT_A_MAP;
-        return 0;
+    if (start >= r->len) /* a batch declaring more events than its bytes hold */
+        return -1;
+    event_reset(&item->ev, r->p + start, 0);
+    if (!is_map_head(r->p[start])) {
+        if (mpread_skip_at(r, depth) < 0)
+            return -1;
+    } else {
+        if (mpread_head(r, &h) < 0 || depth >= MPREAD_MAX_DEPTH)
+            return -1;
+        if ((rc = read_fields(r, h.count, depth + 1, v)) < 0)
+            return -1;
+        if (rc == REJECT_NONE)
+            rc = (int)event_from_fields(v, now_ms, d->lim.future_ms, &item->ev);
     }
-    mpread_init(&r, base + start, end - start);
-    if (mpread_head(&r, &h) < 0)
-        return -1;
-    int rc = read_fields(&r, h.count, v);
-    if (rc < 0 || (rc == REJECT_NONE && r.pos != r.len))
-        return -1;
-    item->reason = rc ? (reject_reason)rc
-                      : event_from_fields(v, now_ms, d->lim.future_ms, &item->ev);
+    item->reason = (reject_reason)rc;
+    item->ev.raw.len = (uint32_t)(r->pos - start);
     return 0;
 }
 
@@ -509,34 +454,43 @@ static int frame_reject(reject_reason why, const void *data, size_t len, decode_
     return 0;
 }
 
+/* The elements of a batch, count of them after its header at the cursor. */
+static int decode_batch(const decoder *d, mpread *r, size_t count, int64_t now_ms,
+                        decode_item *items) {
+    for (size_t n = 0; n < count; n++)
+        if (decode_unit(d, r, 1, now_ms, &items[n]) < 0)
+            return -1;
+    return 0;
+}
+
 int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
                  decode_item *items, size_t cap, size_t *ret_n, bool *ret_whole) {
-    const uint8_t *p = data;
     size_t max_items = d->lim.max_batch_events < cap ? d->lim.max_batch_events : cap;
-    frame_shape shape;
-    size_t n;
+    mpread r;
+    mp_head h;
+    size_t n = 1;
+    int rc;
 
     if (cap == 0)
         return -EINVAL;
     /* strref lengths are 32-bit: larger frames are oversize whatever the limit. */
     if (len > d->lim.max_frame_bytes || len > UINT32_MAX)
         return frame_reject(REJECT_OVERSIZE, data, len, items, ret_n, ret_whole);
-    if (prescan(p, len, items, max_items, &shape) < 0)
-        return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
-
-    if (!shape.array) {
-        if (decode_unit(d, p, 0, len, now_ms, &items[0]) < 0)
+    mpread_init(&r, data, len);
+    if (len == 0 || mp_head_parse(data, len, &h) < 0 || !h.container) {
+        rc = -1;
+    } else if (!h.array) {
+        rc = decode_unit(d, &r, 0, now_ms, &items[0]);
+    } else if (h.count > max_items) {
+        if (frame_ok(data, len) < 0)
             return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
-        n = 1;
+        return frame_reject(REJECT_BATCH_TOO_LARGE, data, len, items, ret_n, ret_whole);
     } else {
-        if (shape.count > max_items)
-            return frame_reject(REJECT_BATCH_TOO_LARGE, data, len, items, ret_n, ret_whole);
-        for (n = 0; n < shape.count; n++) {
-            size_t start = (size_t)((const uint8_t *)items[n].ev.raw.ptr - p);
-            if (decode_unit(d, p, start, start + items[n].ev.raw.len, now_ms, &items[n]) < 0)
-                return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
-        }
+        n = h.count;
+        rc = mpread_head(&r, &h) < 0 ? -1 : decode_batch(d, &r, n, now_ms, items);
     }
+    if (rc < 0 || r.pos != len)
+        return frame_reject(REJECT_MALFORMED, data, len, items, ret_n, ret_whole);
     *ret_n = n;
     *ret_whole = false;
     return 0;

@@ -1,10 +1,9 @@
 /* decode.h -- frame bytes -> events + rejection reasons (SPEC §3).
  *
- * Pure: no I/O, no logging, no global state, no allocation per frame. A
- * hardened structural pre-scan checks every msgpack container header against
- * the bytes left and caps the nesting depth; then each event map is read in
- * place and validated into a fixed struct event whose strings point into the
- * caller's frame. */
+ * Pure: no I/O, no logging, no global state, no allocation per frame. One
+ * pass reads the frame in place, checking every msgpack header against the
+ * bytes left and capping the nesting depth, and validates each event map
+ * into a fixed struct event whose strings point into the caller's frame. */
 #ifndef NOUSU_DECODE_H
 #define NOUSU_DECODE_H
 
@@ -44,7 +43,7 @@ void decoder_set_limits(decoder *d, const decode_limits *lim);
 int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
                  decode_item *items, size_t cap, size_t *ret_n, bool *ret_whole);
 
-/* The structural pre-scan alone, for other readers of untrusted msgpack
+/* The decoder's structural checks alone, for other readers of untrusted msgpack
  * (control.c) to run before msgpack_unpack(): 0 when data is exactly one map
  * or array, nested at most 8 levels, whose every header fits in the bytes
  * that follow it; -EBADMSG otherwise. No allocation. */

@@ -59,25 +59,27 @@ int mp_head_parse_long(const uint8_t *p, size_t left, mp_head *h) {
     }
 }
 
-int mpread_skip(mpread *r) {
+int mpread_skip_at(mpread *r, unsigned depth) {
     uint64_t left[MPREAD_MAX_DEPTH]; /* children still to pass per open container */
-    unsigned depth = 0;
+    unsigned open = 0;
     mpread at = *r;
     for (;;) {
         mp_head h;
         if (mpread_head(&at, &h) < 0)
             return -1;
-        if (h.container && h.items > 0) {
-            if (depth == MPREAD_MAX_DEPTH)
+        if (h.container) {
+            if (depth + open >= MPREAD_MAX_DEPTH)
                 return -1;
-            left[depth++] = h.items;
-            continue;
-        }
-        if (!h.container)
+            if (h.items > 0) {
+                left[open++] = h.items;
+                continue;
+            }
+        } else {
             at.pos += h.body;
-        while (depth > 0 && --left[depth - 1] == 0)
-            depth--;
-        if (depth == 0)
+        }
+        while (open > 0 && --left[open - 1] == 0)
+            open--;
+        if (open == 0)
             break;
     }
     r->pos = at.pos;

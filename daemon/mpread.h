@@ -1,11 +1,10 @@
 /* mpread.h -- msgpack bytes read in place: one header at a time, every
  * length checked against the bytes left, no allocation.
  *
- * decode.c's pre-scan walks whole frames with mp_head_parse; hint.c reads a
- * creator's state with the rest, so that a hint costs no msgpack_unpack (a
- * zone and an object tree per state) and its unchanged fields are copied as
- * bytes. Header-only parse is inline: the pre-scan calls it once per object
- * of every frame. */
+ * decode.c reads event frames with it, hint.c a creator's state, so that
+ * neither costs a msgpack_unpack (a zone and an object tree per object) and
+ * a hint's unchanged fields are copied as bytes. The common headers parse
+ * inline: the decoder reads every object of every frame. */
 #ifndef NOUSU_MPREAD_H
 #define NOUSU_MPREAD_H
 
@@ -58,7 +57,7 @@ int mp_head_parse_long(const uint8_t *p, size_t left, mp_head *h);
  * that is no msgpack header or a header cut short. The headers whose type
  * byte is all of them (fixints, nil, bools, fixmaps, fixarrays, fixstrs:
  * most of an event) are parsed inline, the rest out of line, so that this
- * stays small enough to inline into the pre-scan and the readers. */
+ * stays small enough to inline into the readers. */
 static inline int mp_head_parse(const uint8_t *p, size_t left, mp_head *h) {
     uint8_t b = p[0];
     if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) {
@@ -105,14 +104,20 @@ static inline int mpread_head(mpread *r, mp_head *h) {
     return 0;
 }
 
-/* Containers one object may nest (decode.c's pre-scan allows as many in a
- * whole frame): msgpack-c's unpacker stops at 32, Lua's cmsgpack at 16, so
- * what hint.c copies stays readable by both. */
+/* Containers nest at most this deep: one at depth MPREAD_MAX_DEPTH or
+ * deeper (the outermost object is at 0) is refused, even empty. The limit of
+ * a whole event frame (decode.c) and of a creator's state (hint.c):
+ * msgpack-c's unpacker stops at 32, Lua's cmsgpack at 16, so what hint.c
+ * copies stays readable by both. */
 #define MPREAD_MAX_DEPTH 8
 
-/* Moves past one whole object: -1, cursor unmoved, when it is cut short,
- * malformed, or nests more than MPREAD_MAX_DEPTH containers. */
-int mpread_skip(mpread *r);
+/* Moves past one whole object that sits at nesting depth `depth` (inside
+ * that many containers): -1, cursor unmoved, when it is cut short, malformed,
+ * or holds a container at MPREAD_MAX_DEPTH or deeper. */
+int mpread_skip_at(mpread *r, unsigned depth);
+
+/* The same for an object on its own (depth 0). */
+static inline int mpread_skip(mpread *r) { return mpread_skip_at(r, 0); }
 
 /* A number (any int or float) as a double: false, cursor unmoved, for any
  * other object. */

@@ -1,8 +1,8 @@
 /* fuzz_decode.c -- libFuzzer target for decode_frame() (decode.c).
  *
  * Besides "no crash, no leak, no huge allocation" it checks the decoder's
- * contract on every input, and that the pre-scan agrees with msgpack-c: a
- * frame the pre-scan lets through must unpack completely, and an accepted
+ * contract on every input, and that the decoder agrees with msgpack-c: a
+ * frame it does not find malformed must unpack completely, and an accepted
  * event's fields must be the ones msgpack-c finds in its map (the decoder
  * reads in place, msgpack-c is the second, independent reader). Small limits
  * (4,000-byte frames, 32-event batches) put oversize and batch_too_large
@@ -114,7 +114,7 @@ static void check_fields_agree(msgpack_zone *z, const event *e) {
     msgpack_zone_clear(z);
 }
 
-/* The pre-scan accepted data: msgpack-c must consume exactly all of it. */
+/* The decoder found data well formed: msgpack-c must consume exactly all of it. */
 static void check_msgpack_agrees(msgpack_zone *z, const uint8_t *data, size_t size) {
     msgpack_object obj;
     size_t off = 0;

@@ -150,9 +150,16 @@ static void test_skip_depth_capped(void **state) {
     mpread_init(&r, p, MPREAD_MAX_DEPTH + 1);
     assert_int_equal(mpread_skip(&r), 0);
     assert_int_equal(r.pos, MPREAD_MAX_DEPTH + 1);
-    p[MPREAD_MAX_DEPTH] = 0x90; /* the innermost empty: no deeper */
+    p[MPREAD_MAX_DEPTH] = 0x90; /* a container past the cap, even empty */
     mpread_init(&r, p, MPREAD_MAX_DEPTH + 1);
-    assert_int_equal(mpread_skip(&r), 0);
+    assert_int_equal(mpread_skip(&r), -1);
+    assert_int_equal(r.pos, 0);
+    /* the same object seen one level down: its innermost at the cap */
+    p[MPREAD_MAX_DEPTH] = 0x01;
+    mpread_init(&r, p + 1, MPREAD_MAX_DEPTH);
+    assert_int_equal(mpread_skip_at(&r, 1), 0);
+    mpread_init(&r, p, MPREAD_MAX_DEPTH + 1);
+    assert_int_equal(mpread_skip_at(&r, 1), -1);
     p[MPREAD_MAX_DEPTH] = 0x91; /* one container more */
     p[MPREAD_MAX_DEPTH + 1] = 0x01;
     mpread_init(&r, p, MPREAD_MAX_DEPTH + 2);
