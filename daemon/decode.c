@@ -65,6 +65,12 @@ void decoder_set_limits(decoder *d, const decode_limits *lim) { d->lim = *lim; }
 
 /* ---- structure ------------------------------------------------------- */
 
+/* The frame's first header into *h, when it opens a map or an array: a
+ * top-level scalar is no event. Its count is not checked yet. */
+static bool top_is_container(const uint8_t *p, size_t len, mp_head *h) {
+    return len > 0 && mp_head_parse(p, len, h) == 0 && h->container;
+}
+
 /* The frame is one map or array, well formed, with nothing after it. Read
  * alone: for batches too large to decode (malformed wins) and for other
  * readers (decode_prescan). */
@@ -72,8 +78,8 @@ static int frame_ok(const uint8_t *p, size_t len) {
     mpread r;
     mp_head h;
     mpread_init(&r, p, len);
-    if (len == 0 || mp_head_parse(p, len, &h) < 0 || !h.container)
-        return -1; /* a top-level scalar is no event */
+    if (!top_is_container(p, len, &h))
+        return -1;
     return mpread_skip(&r) == 0 && r.pos == len ? 0 : -1;
 }
 
@@ -477,7 +483,7 @@ int decode_frame(decoder *d, const void *data, size_t len, int64_t now_ms,
     if (len > d->lim.max_frame_bytes || len > UINT32_MAX)
         return frame_reject(REJECT_OVERSIZE, data, len, items, ret_n, ret_whole);
     mpread_init(&r, data, len);
-    if (len == 0 || mp_head_parse(data, len, &h) < 0 || !h.container) {
+    if (!top_is_container(data, len, &h)) {
         rc = -1;
     } else if (!h.array) {
         rc = decode_unit(d, &r, 0, now_ms, &items[0]);
