@@ -11,6 +11,7 @@
 #include "clock.h"
 #include "log.h"
 #include "plan.h"
+#include "resp.h"
 #include "store.h"
 #include "wire.h"
 
@@ -642,19 +643,24 @@ static int pack_runs_form(store *s, const batch *b, const plan *pl, const commit
     return rc;
 }
 
-/* Append the FCALL, then write out everything buffered. */
+/* Write out what hiredis holds (dead letters), then the command from its
+ * arguments, uncopied (resp.h): 0, or -EIO with the connection dropped.
+ * The replies are read through hiredis, which does not count commands. */
 static int send_call(store *s, int argc, const char **argv, const size_t *lens) {
     int done = 0;
-    if (append(s, argc, argv, lens) < 0) {
-        drop_connection(s);
-        return -ENOMEM;
-    }
     while (!done)
         if (redisBufferWrite(s->c, &done) != REDIS_OK) {
             log_error("redis: %s: %s", argv[1], s->c->errstr[0] ? s->c->errstr : "write failed");
             drop_connection(s);
             return -EIO;
         }
+    int rc = resp_write(s->c->fd, argc, argv, lens);
+    if (rc < 0) {
+        log_error("redis: %s %s: %s", argv[0], argv[1],
+                  rc == -EAGAIN ? "write timed out" : strerror(-rc));
+        drop_connection(s);
+        return -EIO;
+    }
     return 0;
 }
 
@@ -697,16 +703,18 @@ static int send_events_form(store *s, const batch *b, const plan *pl, const comm
     return send_call(s, 7, argv, lens);
 }
 
-/* NOUSU.STASH of the commit's hints and fallbacks, appended before its
- * FCALL (which then names the stash): true when it was. */
-static bool append_stash(store *s, const char *commit_id) {
+/* NOUSU.STASH of the commit's hints and fallbacks, sent before its FCALL
+ * (which then names the stash) when they are worth it: *stashed says
+ * whether it was. 0, or -EIO with the connection dropped. */
+static int send_stash(store *s, const char *commit_id, bool *stashed) {
     size_t hl = s->wb.hints.sb.size, fl = s->wb.fallbacks.sb.size;
-    if (!s->stash_ok || hl + fl < STASH_MIN_BYTES)
-        return false;
+    *stashed = s->stash_ok && hl + fl >= STASH_MIN_BYTES;
+    if (!*stashed)
+        return 0;
     const char *argv[] = {"NOUSU.STASH", commit_id, s->wb.hints.sb.data,
                           fl ? s->wb.fallbacks.sb.data : ""};
     size_t lens[] = {11, strlen(commit_id), hl, fl};
-    return append(s, 4, argv, lens) == 0;
+    return send_call(s, 4, argv, lens);
 }
 
 static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit_params *p,
@@ -718,7 +726,9 @@ static int send_runs_form(store *s, const batch *b, sent_commit *t, const commit
     if (rc < 0)
         return rc;
     hold_ids(s, &t->pl, p);
-    t->stashed = append_stash(s, commit_id);
+    rc = send_stash(s, commit_id, &t->stashed);
+    if (rc < 0)
+        return rc;
     const char *fallbacks = s->wb.fallbacks.sb.data ? s->wb.fallbacks.sb.data : "";
     const char *expect = chain_expect(s, commit_id);
     const char *argv[] = {"FCALL", "nousu_commit_runs", "0", s->sb.sb.data, commit_id,
