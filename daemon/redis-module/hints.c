@@ -78,23 +78,38 @@ static RedisModuleString *key_name(RedisModuleCtx *ctx, scratch *s, const hintfl
     return RedisModule_CreateString(ctx, s->name, n);
 }
 
+/* The open string k becomes s. One of the same length (most: a state's
+ * fields change in value, seldom in size) is written over the old bytes:
+ * a new string costs an allocation, another lookup of the key and its TTL
+ * dropped, to be set again. */
+static void write_state(RedisModuleCtx *ctx, RedisModuleKey *k, size_t cur_len,
+                        const hintflat_str *s) {
+    char *cur = cur_len == s->len ? RedisModule_StringDMA(k, &cur_len, REDISMODULE_WRITE) : NULL;
+    if (cur && cur_len == s->len) {
+        memcpy(cur, s->ptr, s->len);
+        return;
+    }
+    RedisModuleString *v = RedisModule_CreateString(ctx, s->ptr, s->len);
+    RedisModule_StringSet(k, v);
+    RedisModule_FreeString(ctx, v);
+}
+
 /* The state at name becomes the hint's new one if it is still its old one:
  * true when it did. */
 static bool swap_state(RedisModuleCtx *ctx, RedisModuleString *name, const hintflat_hint *h,
                        long long ttl_ms) {
     RedisModuleKey *k = RedisModule_OpenKey(ctx, name, REDISMODULE_READ | REDISMODULE_WRITE);
     bool fresh = false;
+    size_t len = 0;
     if (RedisModule_KeyType(k) == REDISMODULE_KEYTYPE_STRING) {
-        size_t len;
         const char *cur = RedisModule_StringDMA(k, &len, REDISMODULE_READ);
         fresh = cur && len == h->old_state.len && memcmp(cur, h->old_state.ptr, len) == 0;
     }
     if (fresh) {
-        RedisModuleString *v = RedisModule_CreateString(ctx, h->new_state.ptr, h->new_state.len);
-        RedisModule_StringSet(k, v);
+        write_state(ctx, k, len, &h->new_state);
         RedisModule_SetExpire(k, ttl_ms);
-        RedisModule_Replicate(ctx, "SET", "sscl", name, v, "PXAT", RedisModule_GetAbsExpire(k));
-        RedisModule_FreeString(ctx, v);
+        RedisModule_Replicate(ctx, "SET", "sbcl", name, h->new_state.ptr, h->new_state.len,
+                              "PXAT", RedisModule_GetAbsExpire(k));
     }
     RedisModule_CloseKey(k);
     return fresh;

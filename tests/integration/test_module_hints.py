@@ -66,6 +66,31 @@ class Command(unittest.TestCase):
         self.assertEqual((self.r.get("p:{b}"), self.r.ttl("p:{b}")), (b"moved-on", -1))
         self.assertFalse(self.r.exists("p:{b}:u:7"))
 
+    def test_a_state_of_the_same_length_is_written_in_place_and_gets_the_ttl(self):
+        old, new = b"o" * 200, b"n" * 199 + b"!"
+        self.r.set("p:{a}", old, ex=100)
+        blob, _ = flat(("a", old, new, "7", True, False, 1, []))
+        self.assertEqual(hints_cmd(self.r, blob), [1, [], []])
+        self.assertEqual(self.r.get("p:{a}"), new)
+        self.assertGreater(self.r.ttl("p:{a}"), 100)
+
+    def test_a_shared_value_is_not_written_over(self):
+        """Redis shares small integers between keys: the state's own copy
+        changes, the other key's stays."""
+        self.r.set("p:{a}", b"42")
+        self.r.set("other", b"42")
+        self.assertEqual(hints_cmd(self.r, flat(("a", b"42", b"43", "7", True, False, 1, []))[0]),
+                         [1, [], []])
+        self.assertEqual((self.r.get("p:{a}"), self.r.get("other")), (b"43", b"42"))
+
+    def test_a_state_of_another_length_is_replaced_whole(self):
+        self.r.set("p:{a}", b"old", ex=100)
+        blob, _ = flat(("a", b"old", b"x" * 300, "7", True, False, 1, []),
+                       ("a", b"x" * 300, b"s", "7", False, False, 2, []))
+        self.assertEqual(hints_cmd(self.r, blob), [2, [], []])
+        self.assertEqual(self.r.get("p:{a}"), b"s")
+        self.assertGreater(self.r.ttl("p:{a}"), 100)
+
     def test_an_old_bucket_keeps_its_ttl_and_no_actors_no_pfadd(self):
         self.r.set("p:{a}", b"s0")
         self.r.pfadd("p:{a}:u:3", "u0")
