@@ -109,11 +109,16 @@ static void on_alarm(int sig) {
 /* A blocking write returns short only when a signal interrupts it: a timer
  * without SA_RESTART every 200 us, while the reader takes odd amounts. */
 static void interrupt_writes(bool on) {
-    struct sigaction sa = {.sa_handler = on ? on_alarm : SIG_DFL};
+    struct itimerval it = {{0, 200}, {0, 200}}, off = {{0, 0}, {0, 0}};
+    struct sigaction sa = {.sa_handler = on_alarm};
     sigemptyset(&sa.sa_mask);
+    if (!on) { /* the timer first: an alarm between the two must find a handler */
+        assert_int_equal(setitimer(ITIMER_REAL, &off, NULL), 0);
+        sa.sa_handler = SIG_IGN;
+    }
     assert_int_equal(sigaction(SIGALRM, &sa, NULL), 0);
-    struct itimerval it = {{0, on ? 200 : 0}, {0, on ? 200 : 0}};
-    assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+    if (on)
+        assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
 }
 
 /* The timer off again even when a test failed with it on. */
