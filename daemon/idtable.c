@@ -46,10 +46,14 @@ bool idtable_valid(const void *buf, size_t len) {
 /* The slot holding id, or the empty one where it would go; NULL when every
  * slot holds another id, which only a table written by someone else can
  * (the count says nothing about the slots): the probe stops there. */
+/* id's first slot of n: the mix scaled to n (any n, not only powers of 2). */
+static uint64_t first_slot(uint64_t id, uint64_t n) {
+    return (uint64_t)(((unsigned __int128)mix64(id) * n) >> 64);
+}
+
 static unsigned char *find(const unsigned char *buf, size_t len, uint64_t id) {
     uint64_t n = idtable_slots(len);
-    /* the first slot: the mix scaled to n (any n, not only powers of 2) */
-    uint64_t i = (uint64_t)(((unsigned __int128)mix64(id) * n) >> 64);
+    uint64_t i = first_slot(id, n);
     const unsigned char *slots = buf + IDTABLE_HEADER;
     for (uint64_t probes = 0; probes < n; probes++) {
         uint64_t v = load(slots + i * 8);
@@ -77,4 +81,11 @@ bool idtable_has(const void *buf, size_t len, uint64_t id) {
     id = id ? id : IDTABLE_ZERO;
     const unsigned char *slot = find(buf, len, id);
     return slot && load(slot) == id;
+}
+
+void idtable_prefetch(const void *buf, size_t len, uint64_t id) {
+    uint64_t n = idtable_slots(len);
+    if (n)
+        __builtin_prefetch((const unsigned char *)buf + IDTABLE_HEADER +
+                           first_slot(id ? id : IDTABLE_ZERO, n) * 8);
 }

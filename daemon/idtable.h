@@ -54,4 +54,10 @@ int idtable_add(void *buf, size_t len, uint64_t id);
 
 bool idtable_has(const void *buf, size_t len, uint64_t id);
 
+/* Start loading id's first slot into the cache. A table is megabytes and an
+ * id's slot anywhere in it, so each add or lookup waited for memory; called
+ * IDTABLE_AHEAD ids ahead, the loads overlap. */
+#define IDTABLE_AHEAD 8
+void idtable_prefetch(const void *buf, size_t len, uint64_t id);
+
 #endif

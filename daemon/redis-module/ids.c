@@ -153,6 +153,8 @@ static int idadd(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         return REDISMODULE_OK;
     long long added = 0;
     for (size_t i = 0; i < n; i++) {
+        if (i + IDTABLE_AHEAD < n)
+            idtable_prefetch(buf, len, ids[i + IDTABLE_AHEAD]);
         int rc = idtable_add(buf, len, ids[i]);
         if (rc < 0) /* the ids before it are in: replicate what was done */
             return corrupt(ctx, argv, i, added);
@@ -176,8 +178,11 @@ static int idhas(RedisModuleCtx *ctx, RedisModuleString **argv, int argc) {
         !(buf = table_of(ctx, key, REDISMODULE_READ, &len)))
         return REDISMODULE_OK;
     RedisModule_ReplyWithArray(ctx, (long)n);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (buf && i + IDTABLE_AHEAD < n)
+            idtable_prefetch(buf, len, ids[i + IDTABLE_AHEAD]);
         RedisModule_ReplyWithLongLong(ctx, buf && idtable_has(buf, len, ids[i]));
+    }
     return REDISMODULE_OK;
 }
 
@@ -252,8 +257,13 @@ static long long add_stretch(RedisModuleCtx *ctx, RedisModuleString **argv, cons
     long long added = 0;
     size_t i = s->from;
     int rc = 0;
-    for (; i < s->to && (rc = idtable_add(buf, len, ids[i])) >= 0; i++)
+    for (; i < s->to; i++) {
+        if (i + IDTABLE_AHEAD < s->to)
+            idtable_prefetch(buf, len, ids[i + IDTABLE_AHEAD]);
+        if ((rc = idtable_add(buf, len, ids[i])) < 0)
+            break;
         added += rc;
+    }
     if (i > s->from)
         RedisModule_Replicate(ctx, "NOUSU.IDADD", "ssv", s->name, argv[3], argv + 5 + s->from,
                               i - s->from);
