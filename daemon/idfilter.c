@@ -222,6 +222,15 @@ bool idfilter_maybe(const idfilter *f, uint64_t h, int64_t wall_ms, int64_t hori
     return false;
 }
 
+void idfilter_prefetch(const idfilter *f, uint64_t h, int64_t wall_ms, int64_t horizon_ms) {
+    int64_t cur = floordiv(wall_ms, SLICE_MS);
+    for (size_t k = lower_bound(f, floordiv(wall_ms - horizon_ms, SLICE_MS));
+         k < f->n_slices && f->slices[k].slice <= cur; k++)
+        for (size_t g = 0; g < f->slices[k].n_gens; g++)
+            if (f->slices[k].gens[g].words)
+                __builtin_prefetch(block_of(&f->slices[k].gens[g], h));
+}
+
 /* The slice's entry, made if missing; NULL on ENOMEM. */
 static slice_filter *slice_get(idfilter *f, int64_t slice) {
     size_t k = lower_bound(f, slice);

@@ -44,6 +44,13 @@ bool idfilter_maybe(const idfilter *f, uint64_t h, int64_t wall_ms, int64_t hori
  * in). */
 void idfilter_add(idfilter *f, uint64_t h, int64_t wall_ms);
 
+/* Start loading h's block of each filter idfilter_maybe would read (with
+ * horizon_ms 0: the current slice's, which idfilter_add writes). A filter
+ * is megabytes and each id's block anywhere in it; called IDFILTER_AHEAD
+ * ids ahead, the loads overlap. */
+#define IDFILTER_AHEAD 8
+void idfilter_prefetch(const idfilter *f, uint64_t h, int64_t wall_ms, int64_t horizon_ms);
+
 /* Make ahead, and fault in a little at a time, the filters the newest slice
  * will need next (call once a commit, after its ids): its next one once the
  * last is half full, and over the last 1/6 of the slice the next slice's

@@ -671,9 +671,12 @@ static void hold_ids(store *s, const plan *pl, const commit_params *p) {
     if (!s->idf)
         return;
     idfilter_expire(s->idf, p->wall_ms, p->horizon_ms);
-    for (size_t i = 0; i < pl->n_events; i++)
+    for (size_t i = 0; i < pl->n_events; i++) {
+        if (i + IDFILTER_AHEAD < pl->n_events)
+            idfilter_prefetch(s->idf, pl->events[i + IDFILTER_AHEAD].idh, p->wall_ms, 0);
         if (pl->events[i].ev->id.len)
             idfilter_add(s->idf, pl->events[i].idh, p->wall_ms);
+    }
     idfilter_prepare(s->idf, p->wall_ms);
 }
 

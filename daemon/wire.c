@@ -414,8 +414,11 @@ static void sort_by_place(id_ref *refs, id_ref *tmp, size_t n) {
 static void pack_maybe(mpbuf *ids, id_ref *refs, size_t n, const idfilter *filter,
                        const commit_params *p) {
     size_t k = 0;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        if (i + IDFILTER_AHEAD < n)
+            idfilter_prefetch(filter, refs[i + IDFILTER_AHEAD].h, p->wall_ms, p->horizon_ms);
         k += refs[i].maybe = idfilter_maybe(filter, refs[i].h, p->wall_ms, p->horizon_ms);
+    }
     mpbuf_array(ids, k);
     for (size_t i = 0; i < n; i++)
         if (refs[i].maybe)
