@@ -10,9 +10,9 @@
 /* glibc gives freed memory back to the kernel (heap tops past 128 KiB, and
  * blocks it mapped on their own, the threshold for those moving with what
  * is freed), and the daemon's working set swings with every commit: each
- * swing faulted its pages in again, ~11,000 faults over 3M events, and a
- * fault costs ~13 us on the VMs this runs on (docs/performance.md, session
- * 24). Blocks under 32 MiB come from the heap, and up to 64 MiB freed at
+ * swing faulted its pages in again, and a fault costs ~13 us on the VMs
+ * this runs on (with the commit's own copies, 23-100k faults over 3M
+ * events, ~10.5k after; docs/performance.md, session 24). Blocks under 32 MiB come from the heap, and up to 64 MiB freed at
  * its top is kept: the peak RSS is unchanged, it just stays. */
 static void keep_freed_memory(void) {
     (void)mallopt(M_MMAP_THRESHOLD, 32 << 20);

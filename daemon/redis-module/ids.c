@@ -112,6 +112,8 @@ static int room_for(RedisModuleCtx *ctx, RedisModuleKey *key, long long slots, s
 static void warm_next_alloc(size_t bytes) {
     uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     char *p = RedisModule_Alloc(bytes);
+    if (!p)
+        return;
     uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
     uintptr_t to = ((uintptr_t)p + bytes) & ~(page - 1);
     if (to > from)
