@@ -227,8 +227,7 @@ void idfilter_prefetch(const idfilter *f, uint64_t h, int64_t wall_ms, int64_t h
     for (size_t k = lower_bound(f, floordiv(wall_ms - horizon_ms, SLICE_MS));
          k < f->n_slices && f->slices[k].slice <= cur; k++)
         for (size_t g = 0; g < f->slices[k].n_gens; g++)
-            if (f->slices[k].gens[g].words)
-                __builtin_prefetch(block_of(&f->slices[k].gens[g], h));
+            __builtin_prefetch(block_of(&f->slices[k].gens[g], h));
 }
 
 /* The slice's entry, made if missing; NULL on ENOMEM. */
